@@ -1,0 +1,46 @@
+"""
+### donations_hourly
+
+Every hour: extract new and changed gifts from every configured donation platform, stage and
+standardize them in Postgres, resolve donor identities, gate by consent and suppression, push to
+every CRM and email platform, trigger stewardship journeys, and record the run's metrics.
+
+**Incremental.** Windows come from per-source watermarks in `sync.watermarks`, not from the
+schedule, so a late or re-run hour reads exactly what it has not read yet.
+
+**Stages live today:** run bookkeeping (`open_run` → `close_run`), whose summary (records read per
+source, staged, quarantined, merged, pushed per destination, dead-lettered) is in `close_run`'s
+log and in `sync.run_metrics`. The extract, standardize, resolve, gate and push stages are wired
+in between as they land.
+
+**Alerts.** A task that fails after the retry ladder (1m, 5m, 15m, 1h, 4h, 24h) posts to the
+`slack_alerts` connection; a run that has not succeeded 50 minutes after it was queued posts a
+deadline alert there too.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from donor_sync.observability.notifiers import deadline_alert
+from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.run_tasks import close_run_task, open_run_task
+
+with DAG(
+    dag_id="donations_hourly",
+    description="Gifts from donation platforms into CRMs and email platforms, every hour",
+    schedule=CronTriggerTimetable("5 * * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(execution_timeout=timedelta(minutes=40)),
+    dagrun_timeout=timedelta(hours=2),
+    tags=["donor-sync", "gifts", "hourly"],
+    doc_md=__doc__,
+    deadline=deadline_alert(
+        timedelta(minutes=50), "this hour's gifts have not all reached the CRMs and email platforms"
+    ),
+):
+    close_run_task(open_run_task())

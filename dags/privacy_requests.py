@@ -1,0 +1,50 @@
+"""
+### privacy_requests
+
+Every 30 minutes, and on demand: carry out donors' erasure, export and consent-change requests,
+cascaded to every CRM and email platform with a receipt from each, and tombstone erased donors
+(keyed hashes only) so they never come back.
+
+Manual runs may name the requests to process (`request_ids`); requests themselves are recorded
+in the staging database, so no donor's personal data ever passes through Airflow's params.
+
+**Stages live today:** run bookkeeping (`open_run` → `close_run`); the erasure, export and
+consent-change cascades are wired in between as they land.
+
+**Alerts.** Task failures after the retry ladder, and a run not done within two hours of being
+queued, go to the `slack_alerts` connection.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, CronTriggerTimetable, Param
+
+from donor_sync.observability.notifiers import deadline_alert
+from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.run_tasks import close_run_task, open_run_task
+
+with DAG(
+    dag_id="privacy_requests",
+    description="Erasure, export and consent-change requests cascaded to every system",
+    schedule=CronTriggerTimetable("*/30 * * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(execution_timeout=timedelta(minutes=30)),
+    dagrun_timeout=timedelta(hours=3),
+    tags=["donor-sync", "privacy"],
+    doc_md=__doc__,
+    deadline=deadline_alert(timedelta(hours=2), "donors' privacy requests are waiting"),
+    params={
+        "request_ids": Param(
+            [],
+            type="array",
+            items={"type": "string", "format": "uuid"},
+            title="Request ids",
+            description="Process only these requests (ids in the staging database); empty: all due.",
+        ),
+    },
+):
+    close_run_task(open_run_task())

@@ -1,0 +1,5 @@
+"""``python -m donor_sync`` runs the command line."""
+
+from donor_sync.cli import main
+
+main()

@@ -1,0 +1,244 @@
+"""The ``donor-sync`` command line.
+
+Every subcommand has ``--help``. Errors the user can act on print one line naming what went wrong
+and exit with status 1; usage errors exit with 2. Long-running commands show progress on a terminal
+and stay quiet otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from donor_sync import __version__
+from donor_sync.errors import DonorSyncError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly_errors(func: F) -> F:
+    """Turn donor-sync's own errors into one clear line and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DonorSyncError as exc:
+            click.echo(click.style("error: ", fg="red", bold=True) + str(exc), err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="donor-sync")
+@click.option("-v", "--verbose", is_flag=True, help="Log what is happening (ids and hashes only, never PII).")
+def main(verbose: bool) -> None:
+    """Sync a nonprofit's donors and gifts from donation platforms into CRMs and email platforms."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# -- db -------------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The staging database: $DONOR_SYNC_DB_URL when set, else the embedded Postgres."""
+
+
+@db.command("upgrade")
+@_friendly_errors
+def db_upgrade() -> None:
+    """Start the database if needed, create it, and apply pending migrations."""
+    from donor_sync.db import ensure_database, redact, resolve_target
+    from donor_sync.db.migrations import upgrade
+    from donor_sync.progress import note, step
+
+    with step("staging database"):
+        target = resolve_target()
+        if target.embedded:
+            ensure_database(target.url)
+        note(redact(target.url) + (" (embedded)" if target.embedded else ""))
+    with step("migrations"):
+        applied = upgrade(target.url, on_apply=lambda m: note(f"applying {m.filename}"))
+    click.echo(f"{len(applied)} migration(s) applied; database {redact(target.url)} is up to date")
+
+
+@db.command("status")
+@_friendly_errors
+def db_status() -> None:
+    """Show where the database is and which migrations are applied or pending."""
+    from donor_sync.db import redact, resolve_target
+    from donor_sync.db.embedded import EmbeddedPostgres
+    from donor_sync.db.migrations import status
+
+    if not os.environ.get("DONOR_SYNC_DB_URL"):
+        embedded = EmbeddedPostgres().status()
+        state = "running" if embedded.running else ("stopped" if embedded.initialised else "not created")
+        click.echo(f"embedded Postgres: {state} (data {embedded.data_dir}, port {embedded.port})")
+        if not embedded.running:
+            click.echo("run `donor-sync db upgrade` to start it")
+            return
+    target = resolve_target(start=False)
+    from donor_sync.db.url import database_name
+
+    if target.embedded and not _database_exists(target.url):
+        click.echo(f"database {database_name(target.url)} not created yet; run `donor-sync db upgrade`")
+        return
+    result = status(target.url)
+    click.echo(f"database: {redact(target.url)}")
+    for row in result.applied:
+        click.echo(f"  applied  {row.version:04d}_{row.name}  {row.applied_at:%Y-%m-%d %H:%M:%S%z}")
+    for migration in result.pending:
+        click.echo(f"  pending  {migration.filename}")
+
+
+def _database_exists(url: str) -> bool:
+    from donor_sync.db import connect, with_database
+    from donor_sync.db.url import database_name
+
+    with connect(with_database(url, "postgres")) as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database_name(url),)).fetchone()
+    return row is not None
+
+
+@db.command("stop")
+@_friendly_errors
+def db_stop() -> None:
+    """Stop the embedded Postgres cleanly (a configured server is left alone)."""
+    from donor_sync.db.embedded import EmbeddedPostgres
+
+    if os.environ.get("DONOR_SYNC_DB_URL"):
+        click.echo("DONOR_SYNC_DB_URL is set: that server is not managed by donor-sync; nothing stopped")
+        return
+    stopped = EmbeddedPostgres().stop()
+    click.echo("embedded Postgres stopped" if stopped else "embedded Postgres was not running")
+
+
+@db.command("url")
+@click.option("--reveal", is_flag=True, help="Include the password, if the URL has one.")
+@click.option("--airflow-meta", is_flag=True, help="Print the Airflow metadata database's URL instead.")
+@_friendly_errors
+def db_url(reveal: bool, airflow_meta: bool) -> None:
+    """Print the staging database's URL (starting the embedded server if needed)."""
+    from donor_sync.db import redact, resolve_target
+    from donor_sync.local_airflow import METADATA_DATABASE
+
+    target = resolve_target()
+    url = target.with_database(METADATA_DATABASE) if airflow_meta else target.url
+    click.echo(url if reveal else redact(url))
+
+
+# -- airflow --------------------------------------------------------------------------------------
+
+
+@main.group()
+def airflow() -> None:
+    """Run the repo's local Airflow (AIRFLOW_HOME=.airflow, metadata in Postgres)."""
+
+
+def _prepared_airflow_env(*, with_settings: bool) -> dict[str, str]:
+    from donor_sync.db import ensure_database, resolve_target
+    from donor_sync.db.migrations import upgrade
+    from donor_sync.local_airflow import METADATA_DATABASE, airflow_environment, import_settings, run_airflow
+    from donor_sync.progress import step
+
+    with step("staging database and migrations"):
+        target = resolve_target()
+        if target.embedded:
+            ensure_database(target.url)
+        upgrade(target.url)
+    env = airflow_environment(target)
+    with step("Airflow metadata database"):
+        if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:
+            ensure_database(target.with_database(METADATA_DATABASE))
+        run_airflow(["db", "migrate"], env, quiet=True)
+    if with_settings:
+        with step("connections, variables and pools from airflow_settings.yaml"):
+            import_settings(env)
+    return env
+
+
+@airflow.command("settings")
+@_friendly_errors
+def airflow_settings() -> None:
+    """Load airflow_settings.yaml (connections, variables, pools) into the local Airflow."""
+    from donor_sync.local_airflow import load_settings
+
+    _prepared_airflow_env(with_settings=True)
+    settings = load_settings()
+    click.echo(
+        f"loaded {len(settings.airflow.connections)} connections, {len(settings.airflow.variables)} "
+        f"variables and {len(settings.airflow.pools)} pools"
+    )
+
+
+@airflow.command("up")
+@click.option("--port", default=8080, show_default=True, help="API server port.")
+@_friendly_errors
+def airflow_up(port: int) -> None:
+    """Start Airflow standalone with the DAGs, connections and pools, at http://localhost:PORT."""
+    from donor_sync.local_airflow import airflow_executable
+    from donor_sync.paths import airflow_home
+
+    env = _prepared_airflow_env(with_settings=True)
+    env["AIRFLOW__API__PORT"] = str(port)
+    env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    passwords = airflow_home() / "simple_auth_manager_passwords.json.generated"
+    click.echo(
+        f"Airflow is starting at http://localhost:{port}\n"
+        f"  log in as `admin`; the password is printed below by Airflow and kept in {passwords}\n"
+        "  stop with Ctrl-C; `make db-stop` stops the embedded Postgres afterwards"
+    )
+    os.execve(airflow_executable(), ["airflow", "standalone"], env)  # noqa: S606
+
+
+@airflow.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@_friendly_errors
+def airflow_run(args: tuple[str, ...]) -> None:
+    """Run any `airflow` command with the repo's settings, e.g. `donor-sync airflow run -- dags list`."""
+    from donor_sync.local_airflow import run_airflow
+
+    env = _prepared_airflow_env(with_settings=False)
+    result = run_airflow(list(args), env, check=False)
+    sys.exit(result.returncode)
+
+
+# -- demo and bench -------------------------------------------------------------------------------
+
+
+@main.command()
+@_friendly_errors
+def demo() -> None:
+    """Set everything up and run donations_hourly end to end on the embedded defaults."""
+    from donor_sync.demo import run_demo
+
+    env = _prepared_airflow_env(with_settings=True)
+    summary = run_demo(env)
+    click.echo(summary)
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--size", type=int, default=None, help="Override each benchmark's default size.")
+@_friendly_errors
+def bench(names: tuple[str, ...], size: int | None) -> None:
+    """Run the benchmarks in bench/ (all, or those NAMED) and write bench/results/*.json."""
+    from donor_sync.bench_runner import run_benchmarks
+
+    for result_path in run_benchmarks(list(names), size=size):
+        click.echo(f"wrote {result_path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

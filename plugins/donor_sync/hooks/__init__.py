@@ -1,0 +1,1 @@
+"""One Airflow hook per system: credentials from Airflow connections, everything else in the library."""

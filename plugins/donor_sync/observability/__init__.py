@@ -1,0 +1,1 @@
+"""Run metrics, alerts and health."""

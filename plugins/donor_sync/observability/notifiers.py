@@ -1,0 +1,50 @@
+"""Slack alerts through the Slack provider's notifiers: task failures and missed deadlines.
+
+Messages carry DAG, task and run ids, the try number, the exception's class and a link to the
+log; never an exception message, which could quote a donor's data.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+#: The Slack incoming-webhook connection alerts go to.
+SLACK_CONN_ID = "slack_alerts"
+
+FAILURE_TEXT = (
+    ":red_circle: *{{ ti.dag_id }}.{{ ti.task_id }}* failed on try {{ ti.try_number }} "
+    "({{ exception.__class__.__name__ if exception else 'unknown error' }}) "
+    "in run `{{ run_id }}`. Log: {{ ti.log_url }}"
+)
+
+DEADLINE_TEXT = (
+    ":alarm_clock: *{{ dag_run.dag_id }}* run `{{ dag_run.run_id }}` has not succeeded by its "
+    "deadline ({{ deadline.deadline_time }}): "
+)
+
+
+def failure_notifier() -> SlackWebhookNotifier:
+    """Return the notifier every task uses as ``on_failure_callback``."""
+    return SlackWebhookNotifier(slack_webhook_conn_id=SLACK_CONN_ID, text=FAILURE_TEXT)
+
+
+def deadline_alert(interval: timedelta, what: str) -> DeadlineAlert:
+    """Return a deadline alert to Slack for a run still unfinished ``interval`` after it was queued.
+
+    Airflow 3 replaced SLAs with deadline alerts: the scheduler fires the callback when the run has
+    not succeeded by the deadline, even if it is still running or already failed.
+
+    :param what: one line saying what is late, e.g. "gifts are not in the CRMs yet".
+    """
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=interval,
+        callback=AsyncCallback(
+            SlackWebhookNotifier,
+            kwargs={"slack_webhook_conn_id": SLACK_CONN_ID, "text": DEADLINE_TEXT + what},
+        ),
+    )

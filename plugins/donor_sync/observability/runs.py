@@ -1,0 +1,161 @@
+"""Run bookkeeping in ``sync.runs`` and ``sync.run_metrics``, and the run summary people read.
+
+Plain Python over psycopg: the DAGs' first and last tasks call it, and so do the CLI and demo.
+Every figure in a summary is read back from the metrics the stages recorded; nothing is derived
+or filled in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+#: The order stages appear in a summary, with the metrics people look for first.
+SUMMARY_LAYOUT: tuple[tuple[str, str, str], ...] = (
+    ("extract", "read", "records read per source"),
+    ("standardize", "staged", "staged"),
+    ("standardize", "quarantined", "quarantined"),
+    ("resolve", "merged", "merged into existing donors"),
+    ("push", "pushed", "pushed per destination"),
+    ("push", "dead_lettered", "dead-lettered"),
+)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One recorded figure."""
+
+    stage: str
+    scope: str
+    metric: str
+    value: Decimal
+    unit: str
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run and every metric its stages recorded."""
+
+    run_id: UUID
+    dag_id: str
+    airflow_run_id: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    metrics: list[Metric] = field(default_factory=list)
+
+    def values(self, stage: str, metric: str) -> dict[str, Decimal]:
+        """Return ``{scope: value}`` for one stage's metric."""
+        return {m.scope: m.value for m in self.metrics if m.stage == stage and m.metric == metric}
+
+
+def open_run(
+    conn: psycopg.Connection, *, dag_id: str, airflow_run_id: str, params: Mapping[str, Any] | None = None
+) -> UUID:
+    """Record that a DAG run started and return its id; a retried call returns the same id."""
+    row = conn.execute(
+        """
+        INSERT INTO sync.runs (dag_id, airflow_run_id, params, status)
+        VALUES (%s, %s, %s::jsonb, 'running')
+        ON CONFLICT (dag_id, airflow_run_id) DO UPDATE SET status = 'running', finished_at = NULL
+        RETURNING run_id
+        """,
+        (dag_id, airflow_run_id, json.dumps(dict(params or {}), default=str)),
+    ).fetchone()
+    conn.commit()
+    assert row is not None
+    return UUID(str(row[0]))
+
+
+def record_metric(
+    conn: psycopg.Connection,
+    run_id: UUID,
+    *,
+    stage: str,
+    metric: str,
+    value: int | float | Decimal,
+    scope: str = "all",
+    unit: str = "records",
+) -> None:
+    """Record one figure for a run; recording it again (a retried task) replaces it."""
+    conn.execute(
+        """
+        INSERT INTO sync.run_metrics (run_id, stage, scope, metric, value, unit)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT (run_id, stage, scope, metric)
+        DO UPDATE SET value = EXCLUDED.value, unit = EXCLUDED.unit, recorded_at = now()
+        """,
+        (run_id, stage, scope, metric, value, unit),
+    )
+    conn.commit()
+
+
+def close_run(conn: psycopg.Connection, run_id: UUID, *, status: str = "success") -> None:
+    """Record that a run finished with ``status`` ('success' or 'failed')."""
+    if status not in {"success", "failed"}:
+        raise ValueError(f"run status must be 'success' or 'failed', got {status!r}")
+    updated = conn.execute(
+        "UPDATE sync.runs SET status = %s, finished_at = now() WHERE run_id = %s", (status, run_id)
+    ).rowcount
+    conn.commit()
+    if updated != 1:
+        raise LookupError(f"no run {run_id} in sync.runs")
+
+
+def load_summary(conn: psycopg.Connection, run_id: UUID) -> RunSummary:
+    """Read a run and its metrics."""
+    row = conn.execute(
+        "SELECT run_id, dag_id, airflow_run_id, status, started_at, finished_at FROM sync.runs "
+        "WHERE run_id = %s",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"no run {run_id} in sync.runs")
+    metrics = [
+        Metric(*m)
+        for m in conn.execute(
+            "SELECT stage, scope, metric, value, unit FROM sync.run_metrics WHERE run_id = %s "
+            "ORDER BY stage, metric, scope",
+            (run_id,),
+        ).fetchall()
+    ]
+    return RunSummary(UUID(str(row[0])), row[1], row[2], row[3], row[4], row[5], metrics)
+
+
+def latest_run_id(conn: psycopg.Connection, dag_id: str) -> UUID | None:
+    """Return the most recently started run of ``dag_id``, if any."""
+    row = conn.execute(
+        "SELECT run_id FROM sync.runs WHERE dag_id = %s ORDER BY started_at DESC LIMIT 1", (dag_id,)
+    ).fetchone()
+    return UUID(str(row[0])) if row else None
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{int(value):,}" if value == value.to_integral_value() else f"{value:,.2f}"
+
+
+def format_summary(summary: RunSummary) -> str:
+    """Render a run summary for a terminal: each figure as recorded, or 'not recorded'."""
+    took = ""
+    if summary.finished_at:
+        took = f" in {(summary.finished_at - summary.started_at).total_seconds():.1f}s"
+    lines = [
+        f"run {summary.airflow_run_id} of {summary.dag_id}: {summary.status}{took}",
+    ]
+    for stage, metric, label in SUMMARY_LAYOUT:
+        values = summary.values(stage, metric)
+        if not values:
+            lines.append(f"  {label:<32} not recorded (no {stage} stage ran)")
+        elif set(values) == {"all"}:
+            lines.append(f"  {label:<32} {_fmt(values['all'])}")
+        else:
+            lines.append(f"  {label:<32} {_fmt(sum(values.values(), Decimal(0)))}")
+            lines.extend(f"    {scope:<30} {_fmt(value)}" for scope, value in sorted(values.items()))
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Thin Airflow shells over the library: retry policy, DAG defaults and task callables."""

@@ -1,0 +1,31 @@
+"""What every donor-sync DAG and task shares: owner, retries on the ladder, timeouts, alerts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+
+from donor_sync.observability.notifiers import failure_notifier
+from donor_sync.operators.retry_policy import LADDER_POLICY
+
+OWNER = "data-team"
+START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
+#: Tasks that touch vendors are bounded by this unless they set their own.
+DEFAULT_TASK_TIMEOUT = timedelta(minutes=30)
+
+
+def default_args(*, execution_timeout: timedelta = DEFAULT_TASK_TIMEOUT) -> dict[str, Any]:
+    """Return the ``default_args`` of a donor-sync DAG.
+
+    Every task: the data team as owner, six retries on the 1m/5m/15m/1h/4h/24h ladder, an
+    execution timeout, and a Slack notification when it finally fails.
+    """
+    return {
+        "owner": OWNER,
+        "retries": len(LADDER_POLICY.ladder),
+        "retry_policy": LADDER_POLICY,
+        "execution_timeout": execution_timeout,
+        "on_failure_callback": [failure_notifier()],
+    }

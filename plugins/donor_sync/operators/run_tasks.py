@@ -1,0 +1,51 @@
+"""Task callables that open and close a run's bookkeeping; each is a few lines over the library.
+
+Database code is imported inside the callables so that parsing a DAG stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from airflow.sdk import task
+
+
+def open_run(context: Mapping[str, Any]) -> str:
+    """Record the DAG run in ``sync.runs`` and return the run id for downstream tasks."""
+    from donor_sync.db import connect
+    from donor_sync.hooks.staging_db import StagingDbHook
+    from donor_sync.observability import runs
+
+    dag_run = context["dag_run"]
+    with connect(StagingDbHook().conninfo()) as conn:
+        run_id = runs.open_run(
+            conn, dag_id=dag_run.dag_id, airflow_run_id=dag_run.run_id, params=context.get("params")
+        )
+    return str(run_id)
+
+
+def close_run(run_id: str) -> str:
+    """Mark the run successful and return its summary as text (also shown in the task log)."""
+    from donor_sync.db import connect
+    from donor_sync.hooks.staging_db import StagingDbHook
+    from donor_sync.observability import runs
+
+    with connect(StagingDbHook().conninfo()) as conn:
+        runs.close_run(conn, UUID(run_id), status="success")
+        summary = runs.format_summary(runs.load_summary(conn, UUID(run_id)))
+    return summary
+
+
+@task(task_id="open_run", execution_timeout=timedelta(minutes=2))
+def open_run_task(**context: Any) -> str:
+    """Airflow task: open the run's bookkeeping (first task of every donor-sync DAG)."""
+    return open_run(context)
+
+
+@task(task_id="close_run", execution_timeout=timedelta(minutes=2))
+def close_run_task(run_id: str) -> str:
+    """Airflow task: close the run's bookkeeping and log its summary (last task of every DAG)."""
+    return close_run(run_id)
