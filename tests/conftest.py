@@ -25,6 +25,7 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 os.environ.pop("DONOR_SYNC_DB_URL", None)
+os.environ.pop("DONOR_SYNC_FAIL_FAST", None)  # the integrity tests check the production retry ladder
 
 from donor_sync.db import connect, drop_database, ensure_database, with_database  # noqa: E402
 from donor_sync.db.embedded import EmbeddedPostgres  # noqa: E402

@@ -119,6 +119,27 @@ def run_airflow(
     return result
 
 
+def run_dag_test(dag_id: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``airflow dags test DAG_ID`` (in-process run, no scheduler), with the deadline-alert fix.
+
+    See :mod:`donor_sync.operators.dag_test_compat` for the upstream bug it works around.
+    """
+    result = subprocess.run(  # noqa: S603 - our own module
+        [sys.executable, "-m", "donor_sync.operators.dag_test_compat", dag_id],
+        env=dict(env),
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        raise ConfigError(
+            f"`airflow dags test {dag_id}` failed with exit code {result.returncode}\n"
+            + "\n".join(lines[-25:])
+        )
+    return result
+
+
 # -- airflow_settings.yaml (the Astro CLI format) ----------------------------------------------
 
 

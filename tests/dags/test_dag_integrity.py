@@ -129,3 +129,12 @@ def test_dag_files_do_not_import_heavy_libraries() -> None:
         env={**__import__("os").environ, "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'plugins'}"},
     )
     assert result.stdout.strip().splitlines()[-1:] in ([""], []), result.stdout
+
+
+def test_airflow_plugin_loader_skips_the_library_package() -> None:
+    """The loader imports plugin files under their bare names; the library must not be among them."""
+    from airflow._shared.module_loading import find_path_from_directory
+
+    plugins = REPO_ROOT / "plugins"
+    loaded = [Path(p) for p in find_path_from_directory(str(plugins), ".airflowignore", "glob")]
+    assert not [p for p in loaded if p.suffix == ".py" and (plugins / "donor_sync") in p.parents]

@@ -46,14 +46,17 @@ def test_discover_orders_by_version_and_ignores_other_files(mig_dir: Path) -> No
     [
         pytest.param("1_short.sql", "must be named NNNN_description.sql", id="short-version"),
         pytest.param("0003_Upper.sql", "must be named NNNN_description.sql", id="upper-case"),
-        pytest.param("0002_again.sql", "version 0002 is also used by 0002_second.sql", id="duplicate"),
+        pytest.param(
+            "0002_again.sql",
+            r"0002_second\.sql: version 0002 is also used by 0002_again\.sql",
+            id="duplicate",
+        ),
     ],
 )
 def test_discover_rejects_bad_names(mig_dir: Path, filename: str, message: str) -> None:
     _write(mig_dir, filename, "SELECT 1;")
-    with pytest.raises(MigrationError, match=message) as exc:
+    with pytest.raises(MigrationError, match=message):
         discover(mig_dir)
-    assert filename in str(exc.value) or "0002_" in str(exc.value)
 
 
 def test_upgrade_applies_in_order_then_is_idempotent(empty_db_url: str, mig_dir: Path) -> None:

@@ -6,8 +6,9 @@
 --   * timestamps are timestamptz; hashes are raw 32-byte bytea (hex only for display);
 --   * closed vocabularies that will grow are text DOMAINs with a CHECK, not ENUMs:
 --     a later migration widens them with ALTER DOMAIN ... DROP/ADD CONSTRAINT
---     (ENUM values can be added but never removed or renamed);
---   * no secrets anywhere; PII only in staging and core (and raw payloads).
+--     (ENUM values can be added or renamed but never removed);
+--   * no secrets anywhere; PII only in raw payloads, staging, core, and the minimized destination
+--     payloads of sync.outbox and sync.dead_letters; never in logs, errors, metrics or audit details.
 
 CREATE SCHEMA IF NOT EXISTS raw;
 COMMENT ON SCHEMA raw IS 'Records exactly as received from donation platforms, CSV drops and webhooks.';
@@ -79,9 +80,9 @@ COMMENT ON DOMAIN sync.failure_class IS 'Class of a delivery failure; decides re
 --   in_flight  claimed by a worker; next_attempt_at is the lease expiry after which it may be reclaimed
 --   succeeded  landed at the destination
 --   dead       gave up; a row in sync.dead_letters holds it
---   cancelled  withdrawn before landing (superseded, gate now blocks it, discarded by an operator)
+--   canceled   withdrawn before landing (superseded, gate now blocks it, discarded by an operator)
 CREATE DOMAIN sync.outbox_state AS text
-    CHECK (VALUE IN ('pending', 'in_flight', 'succeeded', 'dead', 'cancelled'));
+    CHECK (VALUE IN ('pending', 'in_flight', 'succeeded', 'dead', 'canceled'));
 COMMENT ON DOMAIN sync.outbox_state IS 'Life cycle state of a sync.outbox row.';
 
 ---------------------------------------------------------------------------------------------------

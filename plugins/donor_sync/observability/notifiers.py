@@ -7,6 +7,7 @@ log; never an exception message, which could quote a donor's data.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.sdk.definitions.callback import AsyncCallback
@@ -17,7 +18,7 @@ SLACK_CONN_ID = "slack_alerts"
 
 FAILURE_TEXT = (
     ":red_circle: *{{ ti.dag_id }}.{{ ti.task_id }}* failed on try {{ ti.try_number }} "
-    "({{ exception.__class__.__name__ if exception else 'unknown error' }}) "
+    "({{ exception_class }}) "
     "in run `{{ run_id }}`. Log: {{ ti.log_url }}"
 )
 
@@ -27,9 +28,24 @@ DEADLINE_TEXT = (
 )
 
 
-def failure_notifier() -> SlackWebhookNotifier:
+class SlackFailureNotifier(SlackWebhookNotifier):
+    """Slack webhook notifier whose templates may name the exception's class.
+
+    Airflow renders notifier templates in a sandbox that forbids ``exception.__class__``, and the
+    exception's message may quote donor data, so the class name is put in the context as
+    ``exception_class`` and the exception itself is never rendered.
+    """
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Add ``exception_class`` to the context, then render as usual."""
+        exception = context.get("exception")
+        context["exception_class"] = type(exception).__name__ if exception is not None else "unknown error"
+        super().render_template_fields(context, jinja_env)
+
+
+def failure_notifier() -> SlackFailureNotifier:
     """Return the notifier every task uses as ``on_failure_callback``."""
-    return SlackWebhookNotifier(slack_webhook_conn_id=SLACK_CONN_ID, text=FAILURE_TEXT)
+    return SlackFailureNotifier(slack_webhook_conn_id=SLACK_CONN_ID, text=FAILURE_TEXT)
 
 
 def deadline_alert(interval: timedelta, what: str) -> DeadlineAlert:

@@ -52,22 +52,50 @@ class RunSummary:
     metrics: list[Metric] = field(default_factory=list)
 
     def values(self, stage: str, metric: str) -> dict[str, Decimal]:
-        """Return ``{scope: value}`` for one stage's metric."""
-        return {m.scope: m.value for m in self.metrics if m.stage == stage and m.metric == metric}
+        """Return ``{scope: value}`` for one stage's metric, summed over parts."""
+        totals: dict[str, Decimal] = {}
+        for m in self.metrics:
+            if m.stage == stage and m.metric == metric:
+                totals[m.scope] = totals.get(m.scope, Decimal(0)) + m.value
+        return totals
+
+
+RUN_TYPES = frozenset({"scheduled", "manual", "backfill", "asset_triggered", "cli", "test"})
 
 
 def open_run(
-    conn: psycopg.Connection, *, dag_id: str, airflow_run_id: str, params: Mapping[str, Any] | None = None
+    conn: psycopg.Connection,
+    *,
+    dag_id: str,
+    airflow_run_id: str | None,
+    run_type: str = "manual",
+    logical_date: datetime | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> UUID:
-    """Record that a DAG run started and return its id; a retried call returns the same id."""
+    """Record that a run started and return its id; a retried call for the same run returns the same id.
+
+    :param run_type: Airflow's run type (scheduled, manual, backfill, asset_triggered) or cli/test.
+    :param logical_date: None for manual runs, which have none in Airflow 3.
+    :param params: the run's params; ``dry_run`` among them is also kept in its own column.
+    """
+    if run_type not in RUN_TYPES:
+        raise ValueError(f"run_type must be one of {sorted(RUN_TYPES)}, got {run_type!r}")
+    params = dict(params or {})
     row = conn.execute(
         """
-        INSERT INTO sync.runs (dag_id, airflow_run_id, params, status)
-        VALUES (%s, %s, %s::jsonb, 'running')
+        INSERT INTO sync.runs (dag_id, airflow_run_id, run_type, logical_date, dry_run, params, status)
+        VALUES (%s, %s, %s, %s, %s, %s::jsonb, 'running')
         ON CONFLICT (dag_id, airflow_run_id) DO UPDATE SET status = 'running', finished_at = NULL
         RETURNING run_id
         """,
-        (dag_id, airflow_run_id, json.dumps(dict(params or {}), default=str)),
+        (
+            dag_id,
+            airflow_run_id,
+            run_type,
+            logical_date,
+            bool(params.get("dry_run", False)),
+            json.dumps(params, default=str),
+        ),
     ).fetchone()
     conn.commit()
     assert row is not None
@@ -81,26 +109,33 @@ def record_metric(
     stage: str,
     metric: str,
     value: int | float | Decimal,
-    scope: str = "all",
+    scope: str = "",
+    part: str = "",
     unit: str = "records",
+    task_id: str | None = None,
 ) -> None:
-    """Record one figure for a run; recording it again (a retried task) replaces it."""
+    """Record one figure for a run; recording it again (a retried task) replaces it.
+
+    :param scope: the source or destination it is about; '' for the whole stage.
+    :param part: the slice of a fanned-out task (map index, batch id); totals sum over parts.
+    """
     conn.execute(
         """
-        INSERT INTO sync.run_metrics (run_id, stage, scope, metric, value, unit)
-        VALUES (%s, %s, %s, %s, %s, %s)
-        ON CONFLICT (run_id, stage, scope, metric)
-        DO UPDATE SET value = EXCLUDED.value, unit = EXCLUDED.unit, recorded_at = now()
+        INSERT INTO sync.run_metrics (run_id, stage, scope, part, metric, value, unit, task_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (run_id, stage, scope, part, metric)
+        DO UPDATE SET value = EXCLUDED.value, unit = EXCLUDED.unit, task_id = EXCLUDED.task_id,
+                      recorded_at = now()
         """,
-        (run_id, stage, scope, metric, value, unit),
+        (run_id, stage, scope, part, metric, value, unit, task_id),
     )
     conn.commit()
 
 
 def close_run(conn: psycopg.Connection, run_id: UUID, *, status: str = "success") -> None:
-    """Record that a run finished with ``status`` ('success' or 'failed')."""
-    if status not in {"success", "failed"}:
-        raise ValueError(f"run status must be 'success' or 'failed', got {status!r}")
+    """Record that a run finished with ``status`` ('success', 'failed' or 'canceled')."""
+    if status not in {"success", "failed", "canceled"}:
+        raise ValueError(f"run status must be 'success', 'failed' or 'canceled', got {status!r}")
     updated = conn.execute(
         "UPDATE sync.runs SET status = %s, finished_at = now() WHERE run_id = %s", (status, run_id)
     ).rowcount
@@ -153,8 +188,8 @@ def format_summary(summary: RunSummary) -> str:
         values = summary.values(stage, metric)
         if not values:
             lines.append(f"  {label:<32} not recorded (no {stage} stage ran)")
-        elif set(values) == {"all"}:
-            lines.append(f"  {label:<32} {_fmt(values['all'])}")
+        elif set(values) == {""}:
+            lines.append(f"  {label:<32} {_fmt(values[''])}")
         else:
             lines.append(f"  {label:<32} {_fmt(sum(values.values(), Decimal(0)))}")
             lines.extend(f"    {scope:<30} {_fmt(value)}" for scope, value in sorted(values.items()))

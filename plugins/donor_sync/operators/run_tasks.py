@@ -22,20 +22,31 @@ def open_run(context: Mapping[str, Any]) -> str:
     dag_run = context["dag_run"]
     with connect(StagingDbHook().conninfo()) as conn:
         run_id = runs.open_run(
-            conn, dag_id=dag_run.dag_id, airflow_run_id=dag_run.run_id, params=context.get("params")
+            conn,
+            dag_id=dag_run.dag_id,
+            airflow_run_id=dag_run.run_id,
+            run_type=run_type_of(dag_run),
+            logical_date=context.get("logical_date"),  # None for manual runs in Airflow 3
+            params=context.get("params"),
         )
     return str(run_id)
 
 
-def close_run(run_id: str) -> str:
+def run_type_of(dag_run: Any) -> str:
+    """Return the run's type as ``sync.runs`` records it (Airflow's DagRunType value)."""
+    value = str(getattr(dag_run.run_type, "value", dag_run.run_type)).lower()
+    return value if value in {"scheduled", "manual", "backfill", "asset_triggered"} else "manual"
+
+
+def close_run(sync_run_id: str) -> str:
     """Mark the run successful and return its summary as text (also shown in the task log)."""
     from donor_sync.db import connect
     from donor_sync.hooks.staging_db import StagingDbHook
     from donor_sync.observability import runs
 
     with connect(StagingDbHook().conninfo()) as conn:
-        runs.close_run(conn, UUID(run_id), status="success")
-        summary = runs.format_summary(runs.load_summary(conn, UUID(run_id)))
+        runs.close_run(conn, UUID(sync_run_id), status="success")
+        summary = runs.format_summary(runs.load_summary(conn, UUID(sync_run_id)))
     return summary
 
 
@@ -46,6 +57,6 @@ def open_run_task(**context: Any) -> str:
 
 
 @task(task_id="close_run", execution_timeout=timedelta(minutes=2))
-def close_run_task(run_id: str) -> str:
+def close_run_task(sync_run_id: str) -> str:
     """Airflow task: close the run's bookkeeping and log its summary (last task of every DAG)."""
-    return close_run(run_id)
+    return close_run(sync_run_id)
