@@ -60,3 +60,24 @@ def test_taken_port_gives_a_clear_error(tmp_path: Path) -> None:
             DatabaseError, match=rf"port {port} on 127.0.0.1 is taken.*DONOR_SYNC_EMBEDDED_PORT"
         ):
             server.ensure_running()
+
+
+def test_default_port_moves_aside_when_taken_and_is_then_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DONOR_SYNC_EMBEDDED_PORT", raising=False)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        monkeypatch.setattr("donor_sync.db.embedded.DEFAULT_PORT", taken)
+        server = EmbeddedPostgres(data_dir=tmp_path / "pg" / "data")
+        try:
+            server.ensure_running()
+            assert server.port != taken
+            # A later process finds the recorded port and reuses the same server.
+            again = EmbeddedPostgres(data_dir=tmp_path / "pg" / "data")
+            assert again.port == server.port
+            assert again.status().running
+        finally:
+            server.stop()

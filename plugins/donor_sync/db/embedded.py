@@ -62,14 +62,18 @@ class EmbeddedPostgres:
     """Control one embedded server whose data lives in ``data_dir``.
 
     :param data_dir: the cluster's data directory; defaults to ``.local/postgres/data`` in the repo.
-    :param port: TCP port on 127.0.0.1; defaults to ``DONOR_SYNC_EMBEDDED_PORT`` or 54329.
+    :param port: TCP port on 127.0.0.1. Defaults to ``DONOR_SYNC_EMBEDDED_PORT``, else the port
+        this cluster last ran on (kept in ``port`` beside the data directory), else 54329 when it
+        is free, else any free port: two checkouts on one machine each get their own server.
     """
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
         self.data_dir = (data_dir or local_state_dir() / "postgres" / "data").resolve()
-        self.port = port or int(os.environ.get("DONOR_SYNC_EMBEDDED_PORT", DEFAULT_PORT))
         self.log_file = self.data_dir.parent / "server.log"
         self._lock_file = self.data_dir.parent / "server.lock"
+        self._port_file = self.data_dir.parent / "port"
+        self._explicit_port = port or _env_port()
+        self.port = self._explicit_port or self._recorded_port() or DEFAULT_PORT
 
     # -- public API -------------------------------------------------------------------------
     def url(self, database: str = "postgres") -> str:
@@ -191,8 +195,17 @@ class EmbeddedPostgres:
             handle.write("\n# donor-sync: listen settings are rewritten on each start\n")
             handle.write("include_if_exists = 'donor_sync.conf'\n")
 
+    def _recorded_port(self) -> int | None:
+        try:
+            return int(self._port_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     def _start(self) -> None:
+        if self._explicit_port is None and not _port_is_free(self.port):
+            self.port = _any_free_port()
         _check_port_free(self.port)
+        self._port_file.write_text(f"{self.port}\n")
         self._prepare_for_system_user()
         settings = self.data_dir / "donor_sync.conf"
         settings.write_text(
@@ -222,6 +235,29 @@ class EmbeddedPostgres:
         except PermissionError:
             pass  # the process exists but belongs to another user
         return pid
+
+
+def _env_port() -> int | None:
+    value = os.environ.get("DONOR_SYNC_EMBEDDED_PORT", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise DatabaseError(f"DONOR_SYNC_EMBEDDED_PORT must be a TCP port number, got {value!r}")
+    return int(value)
+
+
+def _port_is_free(port: int) -> bool:
+    try:
+        _check_port_free(port)
+    except DatabaseError:
+        return False
+    return True
+
+
+def _any_free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _check_port_free(port: int) -> None:
