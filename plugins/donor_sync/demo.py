@@ -12,8 +12,8 @@ from donor_sync.db import connect
 from donor_sync.errors import DonorSyncError
 from donor_sync.local_airflow import run_dag_test
 from donor_sync.observability.runs import format_summary, latest_run_id, load_summary
-from donor_sync.operators.dag_defaults import FAIL_FAST_ENV
 from donor_sync.progress import step
+from donor_sync.retry_ladder import FAIL_FAST_ENV
 
 DEMO_DAG = "donations_hourly"
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+#: Set to 1 by the demo and the tests: a failed task fails its run at once instead of waiting on
+#: the ladder (whose first rung is a minute and last a day). Never set in production.
+FAIL_FAST_ENV = "DONOR_SYNC_FAIL_FAST"
+
 RETRY_LADDER: tuple[timedelta, ...] = (
     timedelta(minutes=1),
     timedelta(minutes=5),

@@ -87,3 +87,27 @@ def test_unknown_benchmark_is_an_error_listing_the_known_ones() -> None:
     result = _cli("bench", "no_such_bench")
     assert result.returncode == 1
     assert "unknown benchmark(s) no_such_bench; available: dag_parse" in result.stderr
+
+
+def test_library_core_does_not_import_airflow() -> None:
+    """Business logic runs from tests, the CLI and benchmarks without Airflow (and its logging setup)."""
+    modules = [
+        "donor_sync.cli",
+        "donor_sync.demo",
+        "donor_sync.db",
+        "donor_sync.db.migrations",
+        "donor_sync.db.embedded",
+        "donor_sync.observability.runs",
+        "donor_sync.local_airflow",
+        "donor_sync.retry_ladder",
+        "donor_sync.bench_runner",
+    ]
+    code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print('airflow' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins")},
+        check=True,
+    )
+    assert result.stdout.strip() == "False"

@@ -109,7 +109,6 @@ def _ensure_history(conn: psycopg.Connection) -> None:
         )
         """
     )
-    conn.commit()
 
 
 def _applied(conn: psycopg.Connection) -> list[AppliedMigration]:
@@ -142,7 +141,7 @@ def _verify(applied: list[AppliedMigration], on_disk: list[Migration]) -> list[M
 def status(url: str, directory: Path | None = None) -> MigrationStatus:
     """Return applied and pending migrations without changing anything (beyond the history table)."""
     on_disk = discover(directory)
-    with connect(url) as conn:
+    with connect(url, autocommit=True) as conn:
         _ensure_history(conn)
         applied = _applied(conn)
     return MigrationStatus(applied, _verify(applied, on_disk))
@@ -162,9 +161,10 @@ def upgrade(
     """
     on_disk = discover(directory)
     applied_now: list[Migration] = []
-    with connect(url) as conn:
+    # Autocommit: the advisory lock is taken and released at once, and each `transaction()`
+    # block below is a real BEGIN ... COMMIT of its own, not a savepoint of an outer transaction.
+    with connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
-        conn.commit()
         try:
             _ensure_history(conn)
             pending = _verify(_applied(conn), on_disk)
@@ -191,5 +191,4 @@ def upgrade(
                 applied_now.append(migration)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_KEY,))
-            conn.commit()
     return applied_now

@@ -10,14 +10,12 @@ import pendulum
 
 from donor_sync.observability.notifiers import failure_notifier
 from donor_sync.operators.retry_policy import LADDER_POLICY
+from donor_sync.retry_ladder import FAIL_FAST_ENV
 
 OWNER = "data-team"
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 #: Tasks that touch vendors are bounded by this unless they set their own.
 DEFAULT_TASK_TIMEOUT = timedelta(minutes=30)
-#: Set to 1 by the demo and the tests: a failed task fails the run at once instead of waiting
-#: on the ladder (whose first rung is a minute and last a day). Never set in production.
-FAIL_FAST_ENV = "DONOR_SYNC_FAIL_FAST"
 
 
 def default_args(*, execution_timeout: timedelta = DEFAULT_TASK_TIMEOUT) -> dict[str, Any]:
