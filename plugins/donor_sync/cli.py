@@ -8,10 +8,12 @@ and stay quiet otherwise.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -193,13 +195,21 @@ def airflow_up(port: int) -> None:
     env = _prepared_airflow_env(with_settings=True)
     env["AIRFLOW__API__PORT"] = str(port)
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
-    passwords = airflow_home() / "simple_auth_manager_passwords.json.generated"
-    click.echo(
-        f"Airflow is starting at http://localhost:{port}\n"
-        f"  log in as `admin`; the password is printed below by Airflow and kept in {passwords}\n"
-        "  stop with Ctrl-C; `make db-stop` stops the embedded Postgres afterwards"
-    )
+    # Local sandbox: new DAGs start unpaused so a trigger from the UI runs at once.
+    env.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
+    click.echo(f"Airflow is starting at http://localhost:{port}")
+    click.echo(f"  log in as `admin`, password: {_local_admin_password(airflow_home())}")
+    click.echo("  stop with Ctrl-C; `make db-stop` then stops the embedded Postgres")
     os.execve(airflow_executable(), ["airflow", "standalone"], env)  # noqa: S606
+
+
+def _local_admin_password(home: Path) -> str:
+    """Return the local admin's password, or where Airflow will print it on first start."""
+    passwords = home / "simple_auth_manager_passwords.json.generated"
+    try:
+        return str(json.loads(passwords.read_text())["admin"])
+    except (OSError, ValueError, KeyError):
+        return f"printed below by Airflow on first start, then kept in {passwords}"
 
 
 @airflow.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -67,8 +67,13 @@ def airflow_environment(target: DatabaseTarget, base: Mapping[str, str] | None =
         f"{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/{METADATA_DATABASE}"
     )
     python_path = os.pathsep.join(p for p in (str(root), str(root / "plugins"), env.get("PYTHONPATH")) if p)
+    bin_dir = str(Path(sys.executable).parent)  # standalone starts its components as `airflow ...`
+    path = env.get("PATH", "")
     env.update(
         {
+            "PATH": path
+            if path.split(os.pathsep)[:1] == [bin_dir]
+            else os.pathsep.join(p for p in (bin_dir, path) if p),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),

@@ -111,3 +111,35 @@ def test_library_core_does_not_import_airflow() -> None:
         check=True,
     )
     assert result.stdout.strip() == "False"
+
+
+def test_progress_is_shown_on_a_terminal(empty_db_url: str) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "donor_sync", "db", "upgrade"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins"), "DONOR_SYNC_DB_URL": empty_db_url},
+            cwd=REPO_ROOT,
+            check=False,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(leader)
+    shown = b"".join(chunks).decode()
+    assert result.returncode == 0
+    assert "applying 0001_schemas.sql" in shown
+    assert "migrations (" in shown
