@@ -224,6 +224,44 @@ def airflow_run(args: tuple[str, ...]) -> None:
     sys.exit(result.returncode)
 
 
+# -- sandbox --------------------------------------------------------------------------------------
+
+
+@main.group()
+def sandbox() -> None:
+    """Local HTTPS emulators of the vendor APIs (sandbox/)."""
+
+
+@sandbox.command("up")
+@click.option("--json", "as_json", is_flag=True, help="Print base URLs, admin URLs and the CA path as JSON.")
+@click.option("--only", multiple=True, help="Start only these emulators (repeatable).")
+@_friendly_errors
+def sandbox_up(as_json: bool, only: tuple[str, ...]) -> None:
+    """Start the emulators on their fixed ports and serve until interrupted (Ctrl-C)."""
+    import signal
+    import threading
+
+    from donor_sync.sandbox_support import start_sandbox
+
+    running = start_sandbox(list(only) or None)
+    description = running.describe()
+    if as_json:
+        click.echo(json.dumps(description))
+    else:
+        click.echo(f"sandbox CA certificate: {description['ca_cert']}")
+        for name, urls in description["emulators"].items():
+            click.echo(f"  {name:<10} {urls['base_url']}   (admin {urls['admin_url']})")
+        click.echo("serving; Ctrl-C stops")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+
+
 # -- demo and bench -------------------------------------------------------------------------------
 
 

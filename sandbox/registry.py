@@ -1,0 +1,47 @@
+"""Every emulator by name, its port in the local sandbox, and how to build them all.
+
+Ports match the connections in airflow_settings.yaml. Emulators are imported lazily so that a
+test needing one does not import them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sandbox.common.emulator import Emulator
+from sandbox.common.runner import Sandbox
+
+#: name -> (module:class, port). Emulators not yet built are absent.
+EMULATORS: dict[str, tuple[str, int]] = {
+    "slack": ("sandbox.emulators.slack:SlackEmulator", 8708),
+    "receiver": ("sandbox.emulators.receiver:ReceiverEmulator", 8709),
+}
+
+
+def emulator_class(name: str) -> type[Emulator]:
+    """Import and return the emulator class registered under ``name``."""
+    if name not in EMULATORS:
+        raise KeyError(f"no emulator named {name!r}; known: {', '.join(sorted(EMULATORS))}")
+    module, _, cls = EMULATORS[name][0].partition(":")
+    found: type[Emulator] = getattr(importlib.import_module(module), cls)
+    return found
+
+
+def build_sandbox(
+    names: Iterable[str] | None = None,
+    *,
+    tls_dir: Path,
+    fixed_ports: bool = True,
+    settings: dict[str, dict[str, Any]] | None = None,
+) -> Sandbox:
+    """Return a (not yet started) sandbox of the named emulators (all when None).
+
+    :param fixed_ports: use the registry's ports (``sandbox up``); False picks free ports (tests).
+    """
+    chosen = list(names) if names else list(EMULATORS)
+    emulators = [emulator_class(n)((settings or {}).get(n)) for n in chosen]
+    ports = {n: EMULATORS[n][1] for n in chosen} if fixed_ports else {}
+    return Sandbox(emulators, tls_dir=tls_dir, ports=ports)
