@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandbox.common.emulator import Emulator
 from sandbox.common.runner import Sandbox
 from sandbox.common.tls import TlsFiles, ensure_tls
 from sandbox.registry import build_sandbox
@@ -30,6 +31,21 @@ def start_sandbox(sandbox_tls_dir: Path) -> Iterator[Callable[..., Sandbox]]:
 
     def start(*names: str, **settings: dict[str, object]) -> Sandbox:
         box = build_sandbox(names, tls_dir=sandbox_tls_dir, fixed_ports=False, settings=settings).start()
+        started.append(box)
+        return box
+
+    yield start
+    for box in started:
+        box.stop()
+
+
+@pytest.fixture(scope="session")
+def start_emulators(sandbox_tls_dir: Path) -> Iterator[Callable[..., Sandbox]]:
+    """Start emulator instances (not yet in the registry) on free ports; stopped at session end."""
+    started: list[Sandbox] = []
+
+    def start(*emulators: Emulator) -> Sandbox:
+        box = Sandbox(list(emulators), tls_dir=sandbox_tls_dir).start()
         started.append(box)
         return box
 
