@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -200,6 +201,8 @@ def airflow_up(port: int) -> None:
     click.echo(f"Airflow is starting at http://localhost:{port}")
     click.echo(f"  log in as `admin`, password: {_local_admin_password(airflow_home())}")
     click.echo("  stop with Ctrl-C; `make db-stop` then stops the embedded Postgres")
+    # The emulators run beside Airflow in their own process; Ctrl-C reaches both.
+    subprocess.Popen([sys.executable, "-m", "donor_sync", "sandbox", "up"], env=env)
     os.execve(airflow_executable(), ["airflow", "standalone"], env)  # noqa: S606
 
 
@@ -270,9 +273,16 @@ def sandbox_up(as_json: bool, only: tuple[str, ...]) -> None:
 def demo() -> None:
     """Set everything up and run donations_hourly end to end on the embedded defaults."""
     from donor_sync.demo import run_demo
+    from donor_sync.progress import step
+    from donor_sync.sandbox_support import start_sandbox
 
     env = _prepared_airflow_env(with_settings=True)
-    summary = run_demo(env)
+    with step("sandbox emulators"):
+        running = start_sandbox()
+    try:
+        summary = run_demo(env)
+    finally:
+        running.stop()
     click.echo(summary)
 
 

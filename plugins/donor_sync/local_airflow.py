@@ -89,6 +89,11 @@ def airflow_environment(target: DatabaseTarget, base: Mapping[str, str] | None =
         }
     )
     env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", sqlalchemy_meta)
+    # Trust the sandbox CA explicitly (system authorities plus it), never by disabling checks.
+    from donor_sync.sandbox_support import trust_bundle
+
+    bundle = str(trust_bundle())
+    env.update({"SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle, "CURL_CA_BUNDLE": bundle})
     home.mkdir(parents=True, exist_ok=True)
     return env
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from donor_sync.errors import ConfigError
@@ -18,13 +19,38 @@ def _import_sandbox() -> None:
         sys.path.insert(0, root)
 
 
+def tls_dir() -> Path:
+    """Return the folder of the sandbox's local CA and server certificate."""
+    return local_state_dir() / "sandbox" / "tls"
+
+
+def trust_bundle() -> Path:
+    """Return a CA bundle trusting the system's authorities plus the sandbox CA (made if missing).
+
+    Local Airflow gets it as ``SSL_CERT_FILE`` / ``REQUESTS_CA_BUNDLE``, so the provider hooks
+    (Slack, HTTP, Salesforce) verify the emulators' certificates like any other server's.
+    """
+    _import_sandbox()
+    import certifi
+
+    from sandbox.common.tls import ensure_tls
+
+    ca = ensure_tls(tls_dir()).ca_cert
+    bundle = tls_dir() / "trust-bundle.pem"
+    system = Path(certifi.where()).read_text()
+    wanted = system.rstrip("\n") + "\n" + ca.read_text()
+    if not bundle.exists() or bundle.read_text() != wanted:
+        bundle.write_text(wanted)
+    return bundle
+
+
 def start_sandbox(names: list[str] | None = None, *, fixed_ports: bool = True) -> Sandbox:
     """Start the named emulators (all when None) over HTTPS; the CA lives in .local/sandbox/tls."""
     _import_sandbox()
     from sandbox.registry import build_sandbox
 
     try:
-        running = build_sandbox(names, tls_dir=local_state_dir() / "sandbox" / "tls", fixed_ports=fixed_ports)
+        running = build_sandbox(names, tls_dir=tls_dir(), fixed_ports=fixed_ports)
         return running.start()
     except (KeyError, RuntimeError) as exc:
         raise ConfigError(str(exc.args[0]) if exc.args else str(exc)) from exc

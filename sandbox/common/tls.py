@@ -6,6 +6,7 @@ Clients trust the CA explicitly (``verify=<ca.pem>``); nothing turns verificatio
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +40,21 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
 
 
 def ensure_tls(directory: Path) -> TlsFiles:
-    """Return the sandbox TLS files in ``directory``, creating the CA and server certificate if missing."""
+    """Return the sandbox TLS files in ``directory``, creating the CA and server certificate if missing.
+
+    Safe when several processes start at once: they serialise on a lock file, and the CA file is
+    written last, so its presence means the set is complete.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
-    if files.ca_cert.exists() and files.server_cert.exists() and files.server_key.exists():
-        return files
+    with (directory / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (files.ca_cert.exists() and files.server_cert.exists() and files.server_key.exists()):
+            _create(files)
+    return files
+
+
+def _create(files: TlsFiles) -> None:
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "donor-sync sandbox CA")])
@@ -102,4 +113,3 @@ def ensure_tls(directory: Path) -> TlsFiles:
     _write_key(files.server_key, server_key)
     files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
     files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    return files
