@@ -20,7 +20,7 @@ from airflow.sdk import DAG, Param
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
-from donor_sync.operators.run_tasks import close_run_task, open_run_task
+from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
     dag_id="dlq_replay",
@@ -33,6 +33,7 @@ with DAG(
     dagrun_timeout=timedelta(hours=2),
     tags=["donor-sync", "dead-letters", "manual"],
     doc_md=__doc__,
+    on_failure_callback=mark_run_failed,
     deadline=deadline_alert(timedelta(hours=1), "a dead-letter replay is taking too long"),
     params={
         "action": Param(

@@ -26,7 +26,7 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
-from donor_sync.operators.run_tasks import close_run_task, open_run_task
+from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
     dag_id="donations_hourly",
@@ -39,6 +39,7 @@ with DAG(
     dagrun_timeout=timedelta(hours=2),
     tags=["donor-sync", "gifts", "hourly"],
     doc_md=__doc__,
+    on_failure_callback=mark_run_failed,
     deadline=deadline_alert(
         timedelta(minutes=50), "this hour's gifts have not all reached the CRMs and email platforms"
     ),

@@ -20,7 +20,7 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
-from donor_sync.operators.run_tasks import close_run_task, open_run_task
+from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
     dag_id="donors_nightly",
@@ -33,6 +33,7 @@ with DAG(
     dagrun_timeout=timedelta(hours=6),
     tags=["donor-sync", "donors", "nightly"],
     doc_md=__doc__,
+    on_failure_callback=mark_run_failed,
     deadline=deadline_alert(timedelta(hours=4), "the nightly reconcile, dedup and retention pass is late"),
 ):
     close_run_task(open_run_task())

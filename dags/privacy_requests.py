@@ -23,7 +23,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
-from donor_sync.operators.run_tasks import close_run_task, open_run_task
+from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
     dag_id="privacy_requests",
@@ -36,6 +36,7 @@ with DAG(
     dagrun_timeout=timedelta(hours=3),
     tags=["donor-sync", "privacy"],
     doc_md=__doc__,
+    on_failure_callback=mark_run_failed,
     deadline=deadline_alert(timedelta(hours=2), "donors' privacy requests are waiting"),
     params={
         "request_ids": Param(

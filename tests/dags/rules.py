@@ -12,6 +12,7 @@ from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNoti
 
 from donor_sync.observability.notifiers import SLACK_CONN_ID
 from donor_sync.operators.retry_policy import LadderRetryPolicy
+from donor_sync.operators.run_tasks import mark_run_failed
 from donor_sync.retry_ladder import RETRY_LADDER
 
 MAX_ACTIVE_RUNS = 3
@@ -39,6 +40,8 @@ def dag_rule_violations(dag: Any) -> list[str]:
         problems.append(f"{name}: catchup must be False")
     if not (1 <= (dag.max_active_runs or 0) <= MAX_ACTIVE_RUNS):
         problems.append(f"{name}: max_active_runs must be between 1 and {MAX_ACTIVE_RUNS}")
+    if mark_run_failed not in _callbacks(dag.on_failure_callback):
+        problems.append(f"{name}: on_failure_callback must record the failure in sync.runs")
     deadlines = _callbacks(getattr(dag, "deadline", None))
     if not deadlines:
         problems.append(f"{name}: no deadline alert")

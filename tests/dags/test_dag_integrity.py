@@ -66,6 +66,7 @@ def test_checker_reports_each_broken_rule(tmp_path: Path) -> None:
         "bad_dag: no doc_md",
         "bad_dag: catchup must be False",
         "bad_dag: max_active_runs must be between 1 and 3",
+        "bad_dag: on_failure_callback must record the failure in sync.runs",
         "bad_dag: no deadline alert",
         "bad_dag.no_timeout: no execution_timeout",
         "bad_dag.no_timeout: retries must be 6 (one per ladder rung)",

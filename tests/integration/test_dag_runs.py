@@ -68,3 +68,13 @@ def test_manual_run_params_are_validated_and_recorded(airflow_db: None, staging:
 def test_invalid_params_are_refused(airflow_db: None, staging: str, dagbag: DagBag) -> None:
     with pytest.raises(Exception, match="action"):
         dagbag.dags["dlq_replay"].test(run_conf={"action": "delete_everything"})
+
+
+def test_failed_run_is_recorded_as_failed(airflow_db: None, staging: str, dagbag: DagBag) -> None:
+    with psycopg.connect(staging, autocommit=True) as conn:
+        conn.execute("DROP TABLE sync.run_metrics")  # close_run cannot read the metrics: it fails
+    dag_run = dagbag.dags["donations_hourly"].test()
+    assert str(dag_run.state) == "failed"
+    with psycopg.connect(staging) as conn:
+        rows = conn.execute("SELECT status, finished_at IS NOT NULL FROM sync.runs").fetchall()
+    assert rows == [("failed", True)]

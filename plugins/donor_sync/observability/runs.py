@@ -144,6 +144,17 @@ def close_run(conn: psycopg.Connection, run_id: UUID, *, status: str = "success"
         raise LookupError(f"no run {run_id} in sync.runs")
 
 
+def fail_run(conn: psycopg.Connection, *, dag_id: str, airflow_run_id: str) -> bool:
+    """Record that a still-running run failed (a DAG-level failure callback); return whether it was open."""
+    updated = conn.execute(
+        "UPDATE sync.runs SET status = 'failed', finished_at = now() "
+        "WHERE dag_id = %s AND airflow_run_id = %s AND status = 'running'",
+        (dag_id, airflow_run_id),
+    ).rowcount
+    conn.commit()
+    return updated == 1
+
+
 def load_summary(conn: psycopg.Connection, run_id: UUID) -> RunSummary:
     """Read a run and its metrics."""
     row = conn.execute(

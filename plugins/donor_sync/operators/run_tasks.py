@@ -45,9 +45,24 @@ def close_run(sync_run_id: str) -> str:
     from donor_sync.observability import runs
 
     with connect(StagingDbHook().conninfo()) as conn:
+        runs.load_summary(conn, UUID(sync_run_id))  # fail here, before the run is marked done
         runs.close_run(conn, UUID(sync_run_id), status="success")
         summary = runs.format_summary(runs.load_summary(conn, UUID(sync_run_id)))
     return summary
+
+
+def mark_run_failed(context: Mapping[str, Any]) -> None:
+    """DAG-level ``on_failure_callback``: record the failed run in ``sync.runs``.
+
+    Without it a run whose task failed would stay 'running' there, since ``close_run`` never ran.
+    """
+    from donor_sync.db import connect
+    from donor_sync.hooks.staging_db import StagingDbHook
+    from donor_sync.observability import runs
+
+    dag_run = context["dag_run"]
+    with connect(StagingDbHook().conninfo()) as conn:
+        runs.fail_run(conn, dag_id=dag_run.dag_id, airflow_run_id=dag_run.run_id)
 
 
 @task(task_id="open_run", execution_timeout=timedelta(minutes=2))
