@@ -16,6 +16,8 @@ from sandbox.common.runner import Sandbox
 
 #: name -> (module:class, port). Emulators not yet built are absent.
 EMULATORS: dict[str, tuple[str, int]] = {
+    "mailchimp": ("sandbox.emulators.mailchimp:MailchimpEmulator", 8703),
+    "braze": ("sandbox.emulators.braze:BrazeEmulator", 8704),
     "slack": ("sandbox.emulators.slack:SlackEmulator", 8708),
     "receiver": ("sandbox.emulators.receiver:ReceiverEmulator", 8709),
 }
