@@ -18,6 +18,9 @@ from sandbox.common.runner import Sandbox
 EMULATORS: dict[str, tuple[str, int]] = {
     "mailchimp": ("sandbox.emulators.mailchimp:MailchimpEmulator", 8703),
     "braze": ("sandbox.emulators.braze:BrazeEmulator", 8704),
+    "stripe": ("sandbox.emulators.stripe:StripeEmulator", 8705),
+    "donorbox": ("sandbox.emulators.donorbox:DonorboxEmulator", 8706),
+    "classy": ("sandbox.emulators.classy:ClassyEmulator", 8707),
     "slack": ("sandbox.emulators.slack:SlackEmulator", 8708),
     "receiver": ("sandbox.emulators.receiver:ReceiverEmulator", 8709),
 }
