@@ -144,10 +144,16 @@ class Emulator:
                 await faulted(scope, receive, send)
                 return
             entry: dict[str, Any] = {"method": scope["method"], "path": scope["path"], "at": time.time()}
+            logged_entry = not scope["path"].startswith("/__admin")
 
             async def recording_send(message: MutableMapping[str, Any]) -> None:
-                if message["type"] == "http.response.start":
+                nonlocal logged_entry
+                if message["type"] == "http.response.start" and logged_entry:
+                    # Log before the response leaves, so a client that reads the log right after
+                    # its call always finds the call there.
                     entry["status"] = message["status"]
+                    log.append(entry)
+                    logged_entry = False
                 await send(message)
 
             # Faults that reset the connection need the server's transport, which only the
@@ -156,8 +162,8 @@ class Emulator:
             try:
                 await faulted(scope, receive, recording_send)
             finally:
-                entry.setdefault("status", None)  # None: the connection was dropped
-                if not scope["path"].startswith("/__admin"):
+                if logged_entry:  # no response was sent: the connection was dropped
+                    entry["status"] = None
                     log.append(entry)
 
         return logged
