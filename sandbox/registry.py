@@ -17,6 +17,7 @@ from sandbox.common.runner import Sandbox
 #: name -> (module:class, port). Emulators not yet built are absent.
 EMULATORS: dict[str, tuple[str, int]] = {
     "salesforce": ("sandbox.emulators.salesforce:SalesforceEmulator", 8701),
+    "hubspot": ("sandbox.emulators.hubspot:HubSpotEmulator", 8702),
     "mailchimp": ("sandbox.emulators.mailchimp:MailchimpEmulator", 8703),
     "braze": ("sandbox.emulators.braze:BrazeEmulator", 8704),
     "stripe": ("sandbox.emulators.stripe:StripeEmulator", 8705),

@@ -73,6 +73,8 @@ class Sandbox:
                 ssl_certfile=str(self.tls.server_cert),
                 ssl_keyfile=str(self.tls.server_key),
                 timeout_keep_alive=30,
+                # Idle keep-alive connections held by SDK clients must not delay shutdown.
+                timeout_graceful_shutdown=1,
                 access_log=False,
             )
             server = uvicorn.Server(config)
