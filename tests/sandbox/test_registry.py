@@ -1,0 +1,86 @@
+"""The registry, the fixed ports the Airflow connections use, and `donor-sync sandbox up`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+from donor_sync.local_airflow import load_settings
+from sandbox.registry import EMULATORS, emulator_class
+from tests.conftest import REPO_ROOT
+
+#: Which Airflow connection reaches which emulator.
+CONNECTIONS = {
+    "salesforce_npsp": "salesforce",
+    "hubspot": "hubspot",
+    "mailchimp": "mailchimp",
+    "braze": "braze",
+    "stripe": "stripe",
+    "donorbox": "donorbox",
+    "classy": "classy",
+    "slack_alerts": "slack",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMULATORS))
+def test_every_registered_emulator_imports_under_its_name(name: str) -> None:
+    assert emulator_class(name).name == name
+
+
+def test_ports_are_unique_and_match_the_airflow_connections() -> None:
+    ports = [port for _, port in EMULATORS.values()]
+    assert len(ports) == len(set(ports))
+    settings = {c.conn_id: c for c in load_settings(REPO_ROOT / "airflow_settings.yaml").airflow.connections}
+    for conn_id, emulator in CONNECTIONS.items():
+        conn = settings[conn_id]
+        url = (conn.conn_extra or {}).get("instance_url") or conn.conn_host or conn.conn_password or ""
+        parsed = urlparse(url)
+        assert parsed.scheme == "https", conn_id
+        assert parsed.port == EMULATORS[emulator][1], conn_id
+
+
+def test_unknown_emulator_is_a_clear_error() -> None:
+    with pytest.raises(KeyError, match="no emulator named 'nope'"):
+        emulator_class("nope")
+
+
+def test_sandbox_up_json_serves_until_terminated() -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "donor_sync",
+            "sandbox",
+            "up",
+            "--json",
+            "--only",
+            "slack",
+            "--only",
+            "receiver",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'plugins'}"},
+    )
+    try:
+        assert process.stdout is not None
+        description = json.loads(process.stdout.readline())
+        assert set(description["emulators"]) == {"slack", "receiver"}
+        slack = description["emulators"]["slack"]
+        assert slack["base_url"] == f"https://127.0.0.1:{EMULATORS['slack'][1]}"
+        with requests.Session() as session:
+            session.trust_env = False
+            session.verify = description["ca_cert"]
+            assert session.get(f"{slack['admin_url']}/state", timeout=5).json()["name"] == "slack"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
