@@ -274,15 +274,21 @@ def demo() -> None:
     """Set everything up and run donations_hourly end to end on the embedded defaults."""
     from donor_sync.demo import run_demo
     from donor_sync.progress import step
-    from donor_sync.sandbox_support import start_sandbox
+    from donor_sync.sandbox_support import demo_data_dir, load_demo_data, start_sandbox
 
     env = _prepared_airflow_env(with_settings=True)
+    with step("sample data"):
+        data_dir = demo_data_dir()
     with step("sandbox emulators"):
         running = start_sandbox()
     try:
+        with step("sample data into the source emulators"):
+            loaded = load_demo_data(running, data_dir)
         summary = run_demo(env)
     finally:
         running.stop()
+    click.echo(f"sandbox: {len(running.emulators)} emulators; sample data {data_dir}")
+    click.echo("  loaded " + ", ".join(f"{key} {count:,}" for key, count in sorted(loaded.items())))
     click.echo(summary)
 
 

@@ -54,3 +54,27 @@ def start_sandbox(names: list[str] | None = None, *, fixed_ports: bool = True) -
         return running.start()
     except (KeyError, RuntimeError) as exc:
         raise ConfigError(str(exc.args[0]) if exc.args else str(exc)) from exc
+
+
+#: The demo's sample data: small enough to generate in seconds, the same every time.
+DEMO_DONORS = 1_000
+DEMO_SEED = 42
+
+
+def demo_data_dir(donors: int = DEMO_DONORS, seed: int = DEMO_SEED) -> Path:
+    """Return the folder of generated sample data for ``donors`` and ``seed``, generating it once."""
+    _import_sandbox()
+    from sandbox.datagen import GenerationConfig, generate
+
+    out = local_state_dir() / "sandbox" / "data" / f"donors{donors}-seed{seed}"
+    if not (out / "truth" / "manifest.json").exists():
+        generate(GenerationConfig(donors=donors, out=out, seed=seed, workers=1))
+    return out
+
+
+def load_demo_data(running: Sandbox, data_dir: Path) -> dict[str, int]:
+    """Seed the running source emulators with the sample data; return counts per emulator.kind."""
+    _import_sandbox()
+    from sandbox.load import load_sources
+
+    return load_sources(running, data_dir)

@@ -69,6 +69,7 @@ class Sandbox:
             config = uvicorn.Config(
                 emulator.build_app(),
                 log_level="warning",
+                log_config=None,  # leave logging to the host process (quiet CLI, pytest capture)
                 lifespan="off",
                 ssl_certfile=str(self.tls.server_cert),
                 ssl_keyfile=str(self.tls.server_key),
