@@ -3,7 +3,7 @@
 Admin API (same on every emulator, never faulted, not part of the vendor's API):
 
 - ``GET /__admin/state`` — the emulator's state summary (``snapshot()``);
-- ``POST /__admin/reset`` — forget everything (state, faults, request log);
+- ``POST /__admin/reset`` — back to the start: settings, state, faults, request log;
 - ``GET /__admin/settings``, ``PATCH /__admin/settings`` — limits and batch caps;
 - ``GET|PUT|DELETE /__admin/faults`` — fault rules (see :mod:`sandbox.common.faults`);
 - ``GET /__admin/requests`` — the last requests served (method, path, status);
@@ -12,6 +12,7 @@ Admin API (same on every emulator, never faulted, not part of the vendor's API):
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -46,7 +47,8 @@ class Emulator:
         unknown = set(settings or {}) - set(self.default_settings)
         if unknown:
             raise ValueError(f"{self.name}: unknown settings {sorted(unknown)}")
-        self.settings: dict[str, Any] = {**self.default_settings, **(settings or {})}
+        self._initial_settings = copy.deepcopy({**self.default_settings, **(settings or {})})
+        self.settings: dict[str, Any] = copy.deepcopy(self._initial_settings)
         self.faults = FaultInjector(seed=seed)
         self.lock = threading.RLock()
         self.request_log: deque[dict[str, Any]] = deque(maxlen=2000)
@@ -74,8 +76,10 @@ class Emulator:
 
     # -- wiring ----------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Reset state, faults and the request log."""
+        """Reset settings (to those the emulator started with), state, faults and the request log."""
         with self.lock:
+            self.settings.clear()
+            self.settings.update(copy.deepcopy(self._initial_settings))
             self.reset_state()
             self.faults.clear()
             self.request_log.clear()
