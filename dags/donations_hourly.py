@@ -8,10 +8,11 @@ every CRM and email platform, trigger stewardship journeys, and record the run's
 **Incremental.** Windows come from per-source watermarks in `sync.watermarks`, not from the
 schedule, so a late or re-run hour reads exactly what it has not read yet.
 
-**Stages live today:** run bookkeeping (`open_run` → `close_run`), whose summary (records read per
-source, staged, quarantined, merged, pushed per destination, dead-lettered) is in `close_run`'s
-log and in `sync.run_metrics`. The extract, standardize, resolve, gate and push stages are wired
-in between as they land.
+**Stages live today:** `open_run` → `extract_stripe` (customers, charges, payment intents, refunds
+and events into `raw`, through COPY, from each stream's watermark minus its overlap) → `close_run`
+(advances the watermarks of a successful run and logs the summary: records read per source,
+staged, quarantined, merged, pushed per destination, dead-lettered; also in `sync.run_metrics`).
+The other sources and the standardize, resolve, gate and push stages are wired in as they land.
 
 **Alerts.** A task that fails after the retry ladder (1m, 5m, 15m, 1h, 4h, 24h) posts to the
 `slack_alerts` connection; a run that has not succeeded 50 minutes after it was queued posts a
@@ -26,6 +27,7 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.extract_tasks import extract_stripe_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
@@ -44,4 +46,4 @@ with DAG(
         timedelta(minutes=50), "this hour's gifts have not all reached the CRMs and email platforms"
     ),
 ):
-    close_run_task(open_run_task())
+    close_run_task(extract_stripe_task(open_run_task()))

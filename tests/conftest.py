@@ -11,11 +11,12 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+import requests
 
 # Airflow reads its configuration when first imported: point it at a throwaway home first.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="donor-sync-test-airflow-")
@@ -31,6 +32,10 @@ from donor_sync.db import connect, drop_database, ensure_database, with_database
 from donor_sync.db.embedded import EmbeddedPostgres  # noqa: E402
 from donor_sync.db.migrations import upgrade  # noqa: E402
 from donor_sync.db.url import database_name  # noqa: E402
+from sandbox.common.emulator import Emulator  # noqa: E402
+from sandbox.common.runner import Sandbox  # noqa: E402
+from sandbox.common.tls import TlsFiles, ensure_tls  # noqa: E402
+from sandbox.registry import build_sandbox  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _counter = itertools.count()
@@ -87,3 +92,57 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
     """An open connection to this test's migrated database."""
     with connect(db_url) as conn:
         yield conn
+
+
+# -- sandbox emulators ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sandbox_tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sandbox-tls")
+
+
+@pytest.fixture(scope="session")
+def sandbox_tls(sandbox_tls_dir: Path) -> TlsFiles:
+    return ensure_tls(sandbox_tls_dir)
+
+
+@pytest.fixture(scope="session")
+def start_sandbox(sandbox_tls_dir: Path) -> Iterator[Callable[..., Sandbox]]:
+    """Start emulators by name on free ports; all are stopped at the end of the session."""
+    started: list[Sandbox] = []
+
+    def start(*names: str, **settings: dict[str, object]) -> Sandbox:
+        box = build_sandbox(names, tls_dir=sandbox_tls_dir, fixed_ports=False, settings=settings).start()
+        started.append(box)
+        return box
+
+    yield start
+    for box in started:
+        box.stop()
+
+
+@pytest.fixture(scope="session")
+def start_emulators(sandbox_tls_dir: Path) -> Iterator[Callable[..., Sandbox]]:
+    """Start emulator instances (not yet in the registry) on free ports; stopped at session end."""
+    started: list[Sandbox] = []
+
+    def start(*emulators: Emulator) -> Sandbox:
+        box = Sandbox(list(emulators), tls_dir=sandbox_tls_dir).start()
+        started.append(box)
+        return box
+
+    yield start
+    for box in started:
+        box.stop()
+
+
+@pytest.fixture
+def https(sandbox_tls: TlsFiles) -> Iterator[requests.Session]:
+    """A requests session that trusts the sandbox CA (and nothing is unverified)."""
+    with requests.Session() as session:
+        session.verify = str(sandbox_tls.ca_cert)
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set on many machines, CI's included)
+        # override a session's `verify`; per-request verify or trust_env=False avoids that.
+        session.trust_env = False
+        yield session

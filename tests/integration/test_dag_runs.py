@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from airflow.models import DagBag
 
 from donor_sync.local_airflow import connection_json_from_url
+from sandbox.common.runner import Sandbox
+from sandbox.common.tls import TlsFiles
+from sandbox.emulators.stripe import StripeEmulator
 from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
@@ -44,8 +49,53 @@ def dagbag() -> Iterator[DagBag]:
         yield bag
 
 
+@pytest.fixture
+def stripe_source(
+    start_emulators: Callable[..., Sandbox], sandbox_tls: TlsFiles, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[StripeEmulator]:
+    """A Stripe emulator with 120 charges, reachable as the `stripe` Airflow connection over HTTPS."""
+    emulator = StripeEmulator({"read_requests_per_second": 10_000})
+    box = start_emulators(emulator)
+    created = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
+    emulator.seed(
+        "charges",
+        [
+            {"id": f"ch_{i:04d}", "object": "charge", "created": created + i, "amount": 500}
+            for i in range(120)
+        ],
+    )
+    conn = {
+        "conn_type": "http",
+        "host": box["stripe"].base_url,
+        "password": "sk_test_sandbox",
+        "extra": {"ca_bundle": str(sandbox_tls.ca_cert)},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_STRIPE", json.dumps(conn))
+    yield emulator
+    box.stop()
+
+
+def test_donations_hourly_extracts_stripe_and_records_what_it_read(
+    airflow_db: None, staging: str, dagbag: DagBag, stripe_source: StripeEmulator
+) -> None:
+    dag_run = dagbag.dags["donations_hourly"].test()
+    assert str(dag_run.state) == "success"
+    with psycopg.connect(staging) as conn:
+        read = conn.execute(
+            "SELECT value FROM sync.run_metrics "
+            "WHERE stage = 'extract' AND scope = 'stripe' AND metric = 'read'"
+        ).fetchone()
+        raw = conn.execute("SELECT count(*) FROM raw.records WHERE entity = 'charge'").fetchone()
+        watermark = conn.execute("SELECT cursor_id FROM sync.watermarks WHERE stream = 'charges'").fetchone()
+    assert read == (120,)
+    assert raw == (120,)
+    assert watermark == ("ch_0119",), "a successful run advances the watermark"
+
+
 @pytest.mark.parametrize("dag_id", ["donations_hourly", "donors_nightly"])
-def test_scheduled_dag_records_its_run(airflow_db: None, staging: str, dagbag: DagBag, dag_id: str) -> None:
+def test_scheduled_dag_records_its_run(
+    airflow_db: None, staging: str, dagbag: DagBag, dag_id: str, stripe_source: StripeEmulator
+) -> None:
     dag_run = dagbag.dags[dag_id].test()
     assert str(dag_run.state) == "success"
     with psycopg.connect(staging) as conn:
@@ -70,7 +120,9 @@ def test_invalid_params_are_refused(airflow_db: None, staging: str, dagbag: DagB
         dagbag.dags["dlq_replay"].test(run_conf={"action": "delete_everything"})
 
 
-def test_failed_run_is_recorded_as_failed(airflow_db: None, staging: str, dagbag: DagBag) -> None:
+def test_failed_run_is_recorded_as_failed(
+    airflow_db: None, staging: str, dagbag: DagBag, stripe_source: StripeEmulator
+) -> None:
     with psycopg.connect(staging, autocommit=True) as conn:
         conn.execute("DROP TABLE sync.run_metrics")  # close_run cannot read the metrics: it fails
     dag_run = dagbag.dags["donations_hourly"].test()

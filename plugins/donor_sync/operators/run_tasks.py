@@ -39,13 +39,15 @@ def run_type_of(dag_run: Any) -> str:
 
 
 def close_run(sync_run_id: str) -> str:
-    """Mark the run successful and return its summary as text (also shown in the task log)."""
+    """Advance the run's watermarks, mark it successful, and return its summary (shown in the log)."""
     from donor_sync.db import connect
     from donor_sync.hooks.staging_db import StagingDbHook
     from donor_sync.observability import runs
+    from donor_sync.sources.watermarks import advance_from_run
 
     with connect(StagingDbHook().conninfo()) as conn:
         runs.load_summary(conn, UUID(sync_run_id))  # fail here, before the run is marked done
+        advance_from_run(conn, UUID(sync_run_id))  # only a successful run moves watermarks
         runs.close_run(conn, UUID(sync_run_id), status="success")
         summary = runs.format_summary(runs.load_summary(conn, UUID(sync_run_id)))
     return summary

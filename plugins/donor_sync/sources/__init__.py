@@ -1,0 +1,1 @@
+"""Extractors: each donation platform read incrementally into ``raw`` (watermarks, COPY, batches)."""

@@ -1,0 +1,115 @@
+"""Land records in ``raw.records`` exactly as received, through COPY, idempotently.
+
+Records are copied into a temporary table, then inserted with ``ON CONFLICT DO NOTHING`` on
+(source, entity, source_id, payload hash): re-reading a window adds nothing that is already held,
+while a changed object lands as a new version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One object as received from a source."""
+
+    entity: str
+    source_id: str
+    payload: dict[str, Any]
+    source_updated_at: datetime | None
+
+
+def open_batch(
+    conn: psycopg.Connection,
+    *,
+    source: str,
+    stream: str,
+    channel: str,
+    run_id: UUID | None,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+) -> int:
+    """Record the start of one extraction and return its batch id (committed, so a failure stays visible)."""
+    row = conn.execute(
+        """
+        INSERT INTO raw.batches (run_id, source, stream, channel, window_start, window_end)
+        VALUES (%s, %s, %s, %s, %s, %s) RETURNING batch_id
+        """,
+        (run_id, source, stream, channel, window_start, window_end),
+    ).fetchone()
+    conn.commit()
+    assert row is not None
+    return int(row[0])
+
+
+def land_records(
+    conn: psycopg.Connection, *, batch_id: int, source: str, channel: str, records: Iterable[RawRecord]
+) -> tuple[int, int]:
+    """COPY ``records`` into ``raw.records`` for ``batch_id``; return (read, newly loaded). Not committed."""
+    fetched_at = datetime.now(UTC)
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS __donor_sync__landing ("
+        " entity text, source_id text, source_updated_at timestamptz, payload jsonb) ON COMMIT DELETE ROWS"
+    )
+    read = 0
+    with conn.cursor() as cur:
+        with cur.copy(
+            "COPY __donor_sync__landing (entity, source_id, source_updated_at, payload) FROM STDIN"
+        ) as copy:
+            for record in records:
+                copy.write_row(
+                    (record.entity, record.source_id, record.source_updated_at, json.dumps(record.payload))
+                )
+                read += 1
+        loaded = cur.execute(
+            """
+            INSERT INTO raw.records
+                (batch_id, source, entity, source_id, channel, source_updated_at, fetched_at, payload)
+            SELECT %s, %s, entity, source_id, %s, source_updated_at, %s, payload
+            FROM __donor_sync__landing
+            ON CONFLICT (source, entity, source_id, payload_sha256) DO NOTHING
+            """,
+            (batch_id, source, channel, fetched_at),
+        ).rowcount
+        cur.execute("TRUNCATE __donor_sync__landing")
+    return read, loaded
+
+
+def finish_batch(
+    conn: psycopg.Connection,
+    batch_id: int,
+    *,
+    read: int,
+    loaded: int,
+    cursor: tuple[datetime, str] | None,
+    reported: int | None = None,
+) -> None:
+    """Mark the batch loaded with its counts and the cursor it reached, and commit with the records."""
+    conn.execute(
+        """
+        UPDATE raw.batches
+           SET status = 'loaded', records_read = %s, records_loaded = %s, records_reported = %s,
+               cursor_ts = %s, cursor_id = %s, loaded_at = now()
+         WHERE batch_id = %s
+        """,
+        (read, loaded, reported, cursor[0] if cursor else None, cursor[1] if cursor else None, batch_id),
+    )
+    conn.commit()
+
+
+def fail_batch(conn: psycopg.Connection, batch_id: int, error_class: str) -> None:
+    """Mark the batch failed with the error's class only (never its message: it may hold data)."""
+    conn.rollback()
+    conn.execute(
+        "UPDATE raw.batches SET status = 'failed', error = %s, finished_at = now() WHERE batch_id = %s",
+        (error_class, batch_id),
+    )
+    conn.commit()
