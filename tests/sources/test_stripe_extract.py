@@ -116,14 +116,14 @@ def test_persistent_failure_fails_the_batch_and_keeps_the_watermark(
     after = read_watermark(db, "stripe", "charges")
     assert (after.cursor_ts, after.cursor_id) == (before.cursor_ts, before.cursor_id)
     statuses = db.execute("SELECT status, error FROM raw.batches ORDER BY batch_id").fetchall()
-    assert statuses[-1] == ("failed", "StripeTransientError")
+    assert statuses[-1] == ("failed", "SourceTransientError")
 
 
 def test_bad_key_is_a_permanent_error(
     db: psycopg.Connection, stripe_emu: Running, sandbox_tls: TlsFiles
 ) -> None:
     api = StripeApi(stripe_emu.base_url, "sk_test_wrong", verify=str(sandbox_tls.ca_cert))
-    with pytest.raises(PermanentError, match="refused the API key"):
+    with pytest.raises(PermanentError, match="Stripe refused the credentials"):
         extract_stripe(db, api, run_id=None, streams=("charges",), initial_start=START)
 
 
