@@ -8,8 +8,10 @@ every CRM and email platform, trigger stewardship journeys, and record the run's
 **Incremental.** Windows come from per-source watermarks in `sync.watermarks`, not from the
 schedule, so a late or re-run hour reads exactly what it has not read yet.
 
-**Stages live today:** `open_run` → `extract_stripe` (customers, charges, payment intents, refunds
-and events into `raw`, through COPY, from each stream's watermark minus its overlap) → `close_run`
+**Stages live today:** `open_run` → `extract_stripe`, `extract_donorbox`, `extract_classy` in
+parallel (into `raw` through COPY, from each stream's watermark minus its overlap; Stripe's
+customers, charges, payment intents, refunds and events; Donorbox donations re-scanning a 30-day
+trailing window; Classy transactions by `updated_at`) → `close_run`
 (advances the watermarks of a successful run and logs the summary: records read per source,
 staged, quarantined, merged, pushed per destination, dead-lettered; also in `sync.run_metrics`).
 The other sources and the standardize, resolve, gate and push stages are wired in as they land.
@@ -27,7 +29,7 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
-from donor_sync.operators.extract_tasks import extract_stripe_task
+from donor_sync.operators.extract_tasks import API_SOURCES, extract_source_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
@@ -46,4 +48,8 @@ with DAG(
         timedelta(minutes=50), "this hour's gifts have not all reached the CRMs and email platforms"
     ),
 ):
-    close_run_task(extract_stripe_task(open_run_task()))
+    sync_run = open_run_task()
+    extracted = [
+        extract_source_task.override(task_id=f"extract_{source}")(sync_run, source) for source in API_SOURCES
+    ]
+    extracted >> close_run_task(sync_run)

@@ -13,6 +13,8 @@ from airflow.models import DagBag
 from donor_sync.local_airflow import connection_json_from_url
 from sandbox.common.runner import Sandbox
 from sandbox.common.tls import TlsFiles
+from sandbox.emulators.classy import ClassyEmulator
+from sandbox.emulators.donorbox import DonorboxEmulator
 from sandbox.emulators.stripe import StripeEmulator
 from tests.conftest import REPO_ROOT
 
@@ -53,41 +55,58 @@ def dagbag() -> Iterator[DagBag]:
 def stripe_source(
     start_emulators: Callable[..., Sandbox], sandbox_tls: TlsFiles, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[StripeEmulator]:
-    """A Stripe emulator with 120 charges, reachable as the `stripe` Airflow connection over HTTPS."""
-    emulator = StripeEmulator({"read_requests_per_second": 10_000})
-    box = start_emulators(emulator)
-    created = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
-    emulator.seed(
+    """Stripe (120 charges), Donorbox (7 donations) and Classy (5 transactions) emulators, reachable
+    as the `stripe`, `donorbox` and `classy` Airflow connections over HTTPS."""
+    stripe = StripeEmulator({"read_requests_per_second": 10_000})
+    donorbox, classy = DonorboxEmulator(), ClassyEmulator()
+    box = start_emulators(stripe, donorbox, classy)
+    created = datetime(2026, 3, 1, tzinfo=UTC)
+    stripe.seed(
         "charges",
         [
-            {"id": f"ch_{i:04d}", "object": "charge", "created": created + i, "amount": 500}
+            {"id": f"ch_{i:04d}", "object": "charge", "created": int(created.timestamp()) + i, "amount": 500}
             for i in range(120)
         ],
     )
-    conn = {
-        "conn_type": "http",
-        "host": box["stripe"].base_url,
-        "password": "sk_test_sandbox",
-        "extra": {"ca_bundle": str(sandbox_tls.ca_cert)},
+    stamp = created.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    donorbox.seed("donations", [{"id": i, "donation_date": stamp, "amount": "5.00"} for i in range(7)])
+    classy.seed("transactions", [{"id": i, "created_at": stamp, "updated_at": stamp} for i in range(5)])
+    extra = {"ca_bundle": str(sandbox_tls.ca_cert)}
+    connections = {
+        "stripe": {"host": box["stripe"].base_url, "password": "sk_test_sandbox", "extra": extra},
+        "donorbox": {
+            "host": box["donorbox"].base_url,
+            "login": "api@sandbox.donor-sync.test",
+            "password": "sandbox-donorbox-key",
+            "extra": extra,
+        },
+        "classy": {
+            "host": box["classy"].base_url,
+            "login": "sandbox-classy-client",
+            "password": "sandbox-classy-secret",
+            "extra": {**extra, "organization_id": 1},
+        },
     }
-    monkeypatch.setenv("AIRFLOW_CONN_STRIPE", json.dumps(conn))
-    yield emulator
+    for conn_id, conn in connections.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "http", **conn}))
+    yield stripe
     box.stop()
 
 
-def test_donations_hourly_extracts_stripe_and_records_what_it_read(
+def test_donations_hourly_extracts_every_source_and_records_what_it_read(
     airflow_db: None, staging: str, dagbag: DagBag, stripe_source: StripeEmulator
 ) -> None:
     dag_run = dagbag.dags["donations_hourly"].test()
     assert str(dag_run.state) == "success"
     with psycopg.connect(staging) as conn:
-        read = conn.execute(
-            "SELECT value FROM sync.run_metrics "
-            "WHERE stage = 'extract' AND scope = 'stripe' AND metric = 'read'"
-        ).fetchone()
+        read = dict(
+            conn.execute(
+                "SELECT scope, value FROM sync.run_metrics WHERE stage = 'extract' AND metric = 'read'"
+            ).fetchall()
+        )
         raw = conn.execute("SELECT count(*) FROM raw.records WHERE entity = 'charge'").fetchone()
         watermark = conn.execute("SELECT cursor_id FROM sync.watermarks WHERE stream = 'charges'").fetchone()
-    assert read == (120,)
+    assert read == {"stripe": 120, "donorbox": 7, "classy": 5}
     assert raw == (120,)
     assert watermark == ("ch_0119",), "a successful run advances the watermark"
 

@@ -11,7 +11,7 @@ import pytest
 import tenacity
 
 from donor_sync.errors import PermanentError
-from donor_sync.hooks.stripe import api_options_from_extra
+from donor_sync.hooks._extras import api_options_from_extra
 from donor_sync.observability import runs
 from donor_sync.sources.stripe import extract_stripe
 from donor_sync.sources.stripe.helpers import StripeApi, StripeTransientError
@@ -138,3 +138,14 @@ def test_window_is_bounded_by_created(db: psycopg.Connection, stripe_emu: Runnin
     old = int((START - timedelta(days=30)).timestamp())
     _charges(stripe_emu.emulator, ("ch_old", old), ("ch_new", BASE))
     assert _run(db, api, "r1") == (1, 1)
+
+
+def test_future_dated_record_lands_but_does_not_carry_the_watermark_past_now(
+    db: psycopg.Connection, stripe_emu: Running, api: StripeApi
+) -> None:
+    future = int((datetime.now(UTC) + timedelta(days=365 * 5)).timestamp())
+    _charges(stripe_emu.emulator, ("ch_ok", BASE), ("ch_future", future))
+    assert _run(db, api, "r1") == (2, 2)
+    assert read_watermark(db, "stripe", "charges").cursor_id == "ch_ok"
+    _charges(stripe_emu.emulator, ("ch_next", BASE + 60))
+    assert _run(db, api, "r2")[1] == 1, "the next run still reads what arrives after the good cursor"

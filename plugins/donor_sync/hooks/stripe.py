@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from airflow.sdk import BaseHook
 
+from donor_sync.hooks._extras import api_options_from_extra, base_url
 from donor_sync.sources.stripe.helpers import StripeApi
 
-
-def api_options_from_extra(extra: dict[str, Any]) -> dict[str, Any]:
-    """Return :class:`StripeApi` options from the connection's extras (``ca_bundle``, ``timeout``)."""
-    options: dict[str, Any] = {}
-    if extra.get("ca_bundle"):
-        options["verify"] = str(extra["ca_bundle"])
-    if extra.get("timeout"):
-        options["timeout"] = float(extra["timeout"])
-    return options
+__all__ = ["StripeHook"]
 
 
 class StripeHook(BaseHook):
@@ -34,6 +25,6 @@ class StripeHook(BaseHook):
     def get_api(self) -> StripeApi:
         """Return a client for the connection's base URL and key."""
         conn = self.get_connection(self.stripe_conn_id)
-        host = conn.host or ""
-        base = host if "://" in host else f"https://{host}"
-        return StripeApi(base, conn.password or "", **api_options_from_extra(conn.extra_dejson))
+        return StripeApi(
+            base_url(conn.host), conn.password or "", **api_options_from_extra(conn.extra_dejson)
+        )

@@ -2,27 +2,52 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from airflow.sdk import task
 
+if TYPE_CHECKING:
+    import psycopg
 
-@task(task_id="extract_stripe", pool="source_api")
-def extract_stripe_task(sync_run_id: str) -> str:
-    """Airflow task: read Stripe's streams into ``raw`` and record what was read and loaded."""
+    from donor_sync.sources.extract import StreamResult
+
+#: Sources with an API extractor, in the order their tasks appear.
+API_SOURCES: tuple[str, ...] = ("stripe", "donorbox", "classy")
+
+
+def _extract(source: str, conn: psycopg.Connection, run_id: UUID) -> list[StreamResult]:
+    if source == "stripe":
+        from donor_sync.hooks.stripe import StripeHook
+        from donor_sync.sources.stripe import extract_stripe
+
+        return extract_stripe(conn, StripeHook().get_api(), run_id=run_id)
+    if source == "donorbox":
+        from donor_sync.hooks.donorbox import DonorboxHook
+        from donor_sync.sources.donorbox import extract_donorbox
+
+        return extract_donorbox(conn, DonorboxHook().get_api(), run_id=run_id)
+    if source == "classy":
+        from donor_sync.hooks.classy import ClassyHook
+        from donor_sync.sources.classy import extract_classy
+
+        return extract_classy(conn, ClassyHook().get_api(), run_id=run_id)
+    raise ValueError(f"no extractor for source {source!r}")
+
+
+@task(pool="source_api")
+def extract_source_task(sync_run_id: str, source: str) -> str:
+    """Airflow task: read one source's streams into ``raw`` and record what was read and loaded."""
     from donor_sync.db import connect
     from donor_sync.hooks.staging_db import StagingDbHook
-    from donor_sync.hooks.stripe import StripeHook
     from donor_sync.observability import runs
-    from donor_sync.sources.stripe import SOURCE, extract_stripe
 
     run_id = UUID(sync_run_id)
     with connect(StagingDbHook().conninfo()) as conn:
-        results = extract_stripe(conn, StripeHook().get_api(), run_id=run_id)
-        runs.record_metric(
-            conn, run_id, stage="extract", scope=SOURCE, metric="read", value=sum(r.read for r in results)
-        )
-        runs.record_metric(
-            conn, run_id, stage="extract", scope=SOURCE, metric="loaded", value=sum(r.loaded for r in results)
-        )
+        results = _extract(source, conn, run_id)
+        for metric, value in (
+            ("read", sum(r.read for r in results)),
+            ("loaded", sum(r.loaded for r in results)),
+        ):
+            runs.record_metric(conn, run_id, stage="extract", scope=source, metric=metric, value=value)
     return sync_run_id

@@ -38,13 +38,21 @@ class Watermark:
 def read_watermark(
     conn: psycopg.Connection, source: str, stream: str, *, overlap: timedelta = DEFAULT_OVERLAP
 ) -> Watermark:
-    """Return the stream's watermark (an empty one, with ``overlap``, before its first read)."""
+    """Return the stream's watermark; before its first read, record one with ``overlap``.
+
+    The overlap is stored with the watermark, so operators can widen one stream's re-read window
+    in the database; later calls keep the stored value.
+    """
+    conn.execute(
+        "INSERT INTO sync.watermarks (source, stream, overlap) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        (source, stream, overlap),
+    )
+    conn.commit()
     row = conn.execute(
         "SELECT cursor_ts, cursor_id, overlap FROM sync.watermarks WHERE source = %s AND stream = %s",
         (source, stream),
     ).fetchone()
-    if row is None:
-        return Watermark(source, stream, None, None, overlap)
+    assert row is not None
     return Watermark(source, stream, row[0], row[1], row[2])
 
 
