@@ -29,7 +29,7 @@ class GenerationConfig:
     duplicate_rate: float = 0.4
     start: datetime = datetime(2019, 1, 1, tzinfo=UTC)
     as_of: datetime = datetime(2025, 12, 31, tzinfo=UTC)
-    chunk_size: int = 50_000
+    chunk_size: int = 10_000
     #: processes writing the source files (the output does not depend on it)
     workers: int = 2
     source_weights: dict[str, float] = field(

@@ -16,9 +16,9 @@ from sandbox.datagen.gifts import SOURCES, make_gifts
 from sandbox.datagen.noise import make_appearances
 from sandbox.datagen.people import make_persons
 from sandbox.datagen.sources import Renderer, decimal_strings
-from sandbox.datagen.tables import SourceTable
+from sandbox.datagen.tables import Gather, Lazy, SourceTable
 from sandbox.datagen.vocab import STREET_TYPES, load_vocabulary
-from sandbox.datagen.writer import write_csv, write_json, write_table, write_tables_parallel
+from sandbox.datagen.writer import write_csv, write_json, write_tables, write_tables_parallel
 
 DAY = 86_400
 
@@ -33,25 +33,38 @@ def write_records(
     with path.open("w", encoding="utf-8", newline="") as handle:
         handle.write("source,source_record_id,person_id,appearance_id,gift_id\n")
         for table in tables:
-            step = 500_000
+            step = 50_000
             for lo in range(0, len(table), step):
                 sl = slice(lo, lo + step)
                 gift = table.gift[sl]
-                lines = cat(
-                    table.name,
-                    ",",
-                    table.ids[sl],
-                    ",",
-                    person_id[table.person[sl]],
-                    ",",
-                    app_id[table.appearance[sl]],
-                    ",",
-                    np.where(gift >= 0, gift_id[np.maximum(gift, 0)], none),
-                    "\n",
+                cells = zip(
+                    table.ids[sl].tolist(),
+                    person_id[table.person[sl]].tolist(),
+                    app_id[table.appearance[sl]].tolist(),
+                    np.where(gift >= 0, gift_id[np.maximum(gift, 0)], none).tolist(),
+                    strict=True,
                 )
-                handle.write("".join(lines.tolist()))
+                prefix = table.name + ","
+                handle.write("".join([f"{prefix}{r},{p},{a},{g}\n" for r, p, a, g in cells]))
             total += len(table)
     return total
+
+
+def _true_false(mask: np.ndarray) -> StrArray:
+    out: StrArray = np.where(mask, "true", "false").astype(STR)
+    return out
+
+
+def _installment(recurring: np.ndarray, installment: np.ndarray) -> StrArray:
+    out: StrArray = np.where(recurring, to_str(installment), np.asarray("", dtype=STR)).astype(STR)
+    return out
+
+
+def _status(failed: np.ndarray, refund_minor: np.ndarray, amount_minor: np.ndarray) -> StrArray:
+    out: StrArray = np.where(
+        failed, "failed", np.where(refund_minor >= amount_minor, "refunded", "succeeded")
+    ).astype(STR)
+    return out
 
 
 def generate(config: GenerationConfig) -> GenerationResult:  # noqa: PLR0915 - the pipeline, in order
@@ -94,9 +107,7 @@ def generate(config: GenerationConfig) -> GenerationResult:  # noqa: PLR0915 - t
     if config.workers > 1 and n >= 5_000:
         wait = write_tables_parallel(out, tables, config.chunk_size, config.workers)
     else:
-        for table in tables:
-            suffix = ".jsonl" if table.fmt == "jsonl" else ".csv"
-            counts[f"{table.name}{suffix}"] = write_table(out, table, config.chunk_size)
+        counts.update(write_tables(out, tables, config.chunk_size))
 
     truth = out / "truth"
     person_id = persons["person_id"]
@@ -164,14 +175,15 @@ def generate(config: GenerationConfig) -> GenerationResult:  # noqa: PLR0915 - t
     counts["truth/appearances.csv"] = write_csv(
         truth / "appearances.csv",
         ("appearance_id", "person_id", "source", "rank", "noise"),
-        [app_id, person_id[person_idx], np.array(SOURCES, dtype=STR)[app_source], rank, apps["noise"]],
+        [
+            app_id,
+            Gather(person_id, person_idx),
+            Gather(np.array(SOURCES, dtype=STR), app_source),
+            rank,
+            apps["noise"],
+        ],
     )
     counts["truth/records.csv"] = write_records(truth / "records.csv", tables, person_id, app_id, gift_id)
-    status = np.where(
-        gifts["failed"],
-        "failed",
-        np.where(gifts["refund_minor"] >= gifts["amount_minor"], "refunded", "succeeded"),
-    )
     counts["truth/gifts.csv"] = write_csv(
         truth / "gifts.csv",
         (
@@ -196,17 +208,17 @@ def generate(config: GenerationConfig) -> GenerationResult:  # noqa: PLR0915 - t
         ),
         [
             gift_id,
-            person_id[gifts["person_idx"]],
-            app_id[gifts["appearance"]],
+            Gather(person_id, gifts["person_idx"]),
+            Gather(app_id, gifts["appearance"]),
             renderer.gift_record_source,
             renderer.gift_record,
-            iso_ms(gifts["ts"]),
+            Lazy(iso_ms, gifts["ts"]),
             gifts["currency"],
             gifts["amount_minor"],
-            decimal_strings(gifts["amount_minor"], gifts["exponent"]),
-            np.where(gifts["recurring"], "true", "false"),
-            np.where(gifts["recurring"], to_str(gifts["installment"]), none),
-            status,
+            Lazy(decimal_strings, gifts["amount_minor"], gifts["exponent"]),
+            Lazy(_true_false, gifts["recurring"]),
+            Lazy(_installment, gifts["recurring"], gifts["installment"]),
+            Lazy(_status, gifts["failed"], gifts["refund_minor"], gifts["amount_minor"]),
             gifts["refund_minor"],
             gifts["campaign"],
             gifts["designation"],
@@ -240,14 +252,14 @@ def generate(config: GenerationConfig) -> GenerationResult:  # noqa: PLR0915 - t
             "source_record_id",
         ),
         [
-            person_id[consents["person_idx"]],
+            Gather(person_id, consents["person_idx"]),
             consents["channel"],
             consents["purpose"],
             consents["status"],
             consents["basis"],
-            iso_ms(consents["ts"]),
-            renderer.gift_record_source[consents["gift"]],
-            renderer.gift_record[consents["gift"]],
+            Lazy(iso_ms, consents["ts"]),
+            Gather(renderer.gift_record_source, consents["gift"]),
+            Gather(renderer.gift_record, consents["gift"]),
         ],
     )
     if wait is not None:

@@ -109,10 +109,10 @@ def make_appearances(  # noqa: PLR0915 - one recipe, read top to bottom
     """Copy persons into appearances; appearances after a person's first get duplicate noise."""
     n = len(person_idx)
     dup = rank > 0
-    tags: list[StrArray] = []
+    tags: list[tuple[BoolArray, str]] = []
 
     def tag(mask: BoolArray, name: str) -> None:
-        tags.append(np.where(mask, name + ";", "").astype(STR))
+        tags.append((np.asarray(mask, dtype=bool), name))
 
     first = persons["first_name"][person_idx].copy()
     last = persons["last_name"][person_idx].copy()
@@ -228,9 +228,13 @@ def make_appearances(  # noqa: PLR0915 - one recipe, read top to bottom
 
     phone = format_phones(rng, phone)
     blank = np.asarray("", dtype=STR)
-    noise = tags[0]
-    for t in tags[1:]:
-        noise = np.strings.add(noise, t)
+    # The noise tags of each appearance, in tagging order: few distinct sets, so name each set once.
+    bits = np.zeros(n, dtype=np.int64)
+    for i, (mask, _) in enumerate(tags):
+        bits |= mask.astype(np.int64) << i
+    codes, inverse = np.unique(bits, return_inverse=True)
+    names = [";".join(name for i, (_, name) in enumerate(tags) if code >> i & 1) for code in codes.tolist()]
+    noise = np.array(names, dtype=STR)[inverse.reshape(-1)]
     return {
         "person_idx": person_idx,
         "rank": rank,
@@ -244,5 +248,5 @@ def make_appearances(  # noqa: PLR0915 - one recipe, read top to bottom
         "state": np.where(missing, blank, address["state"]).astype(STR),
         "postal_code": np.where(missing, blank, postal).astype(STR),
         "country": country,
-        "noise": np.strings.rstrip(noise, ";"),
+        "noise": noise,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -20,7 +22,8 @@ from sandbox.datagen.vocab import (
     ascii_fold,
 )
 
-Table = dict[str, np.ndarray]
+#: named columns: numpy arrays, or lazy ``Gather`` lookups (same length, indexable by rows)
+Table = dict[str, Any]
 
 _LETTERS = np.array(list("ABCDEFGHJKLMNPRSTUVWXYZ"), dtype=STR)
 _DIGITS = np.array(list("0123456789"), dtype=STR)

@@ -14,6 +14,41 @@ Columns = dict[str, list[Any]]
 Builder = Callable[[Columns, int], list[Any]]
 
 
+class Gather:
+    """A column read lazily as ``source[index]``, so tables share their sources' arrays instead of copies."""
+
+    def __init__(self, source: np.ndarray, index: np.ndarray) -> None:
+        """Keep the source array and the row of it behind each record."""
+        self.source = source
+        self.index = index
+        self.dtype = source.dtype
+
+    def __len__(self) -> int:
+        """Return the number of records."""
+        return len(self.index)
+
+    def __getitem__(self, key: Any) -> Any:
+        """Return the records at ``key`` (an int, slice or index array) from the source."""
+        return self.source[self.index[key]]
+
+
+class Lazy:
+    """A column computed chunk by chunk as ``fn(*(array[key] for array in arrays))``."""
+
+    def __init__(self, fn: Callable[..., Any], *arrays: Any) -> None:
+        """Keep the function and the equal-length arrays it is applied to."""
+        self.fn = fn
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        """Return the number of records."""
+        return len(self.arrays[0])
+
+    def __getitem__(self, key: Any) -> Any:
+        """Compute the records at ``key``."""
+        return self.fn(*(array[key] for array in self.arrays))
+
+
 @dataclass
 class SourceTable:
     """One output file before it is written.
@@ -27,7 +62,7 @@ class SourceTable:
     person: IntArray
     appearance: IntArray
     gift: IntArray
-    columns: dict[str, np.ndarray]
+    columns: dict[str, Any]
     build: Builder
     fmt: str = "jsonl"
     header: tuple[str, ...] = ()

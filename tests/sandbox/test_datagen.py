@@ -388,3 +388,48 @@ def test_larger_run_stays_consistent(tmp_path: Path) -> None:
         sum(v for k, v in result.counts.items() if not k.startswith("truth/"))
         == result.counts["truth/records.csv"]
     )
+
+
+def test_charge_and_intent_text_match_the_dict_builders() -> None:
+    """The fast text rendering of charges and payment intents equals encoding the dict builders' objects."""
+    import msgspec
+    import numpy as np
+
+    from sandbox.datagen.consent import make_consents
+    from sandbox.datagen.gifts import make_gifts
+    from sandbox.datagen.noise import make_appearances
+    from sandbox.datagen.people import make_persons
+    from sandbox.datagen.sources import Renderer, _charge_rows, _intent_rows, charge_and_intent_lines
+
+    n = 2000
+    streams = np.random.default_rng(5).spawn(8)
+    vocab = load_vocabulary()
+    persons = make_persons(streams[0], vocab, n, 0.08, 0.05)
+    copies = 1 + np.minimum(streams[1].poisson(0.4, n), 5)
+    person_idx = np.repeat(np.arange(n, dtype=np.int64), copies)
+    rank = np.arange(len(person_idx), dtype=np.int64) - np.repeat(np.cumsum(copies) - copies, copies)
+    app_source = streams[1].choice(5, size=len(person_idx), p=[0.4, 0.25, 0.2, 0.08, 0.07]).astype(np.int64)
+    apps = make_appearances(streams[2], vocab, persons, person_idx, rank)
+    gifts = make_gifts(streams[3], vocab, apps, app_source, 1_546_300_800, 1_767_139_200, 0.5)
+    consents = make_consents(streams[4], gifts, n)
+    tables = {t.name: t for t in Renderer(streams[6], persons, apps, gifts, consents, app_source).tables()}
+    charges = tables["stripe/charges"]
+    c = charges.chunk(0, len(charges))
+    lines, intents = charge_and_intent_lines(c, len(charges))
+    assert lines == [msgspec.json.encode(obj) for obj in _charge_rows(c, len(charges))]
+    assert intents == [msgspec.json.encode(obj) for obj in _intent_rows(c, len(charges))]
+    assert any(b'"status":"failed"' in line for line in lines)
+    assert any(b'"address":null' in line for line in lines)
+
+
+def test_campaign_ids_are_one_per_campaign_name(run: GenerationResult) -> None:
+    """Donorbox and Classy number campaigns consistently: one id per campaign name, and back."""
+    records = _records(run.out)
+    ids: dict[str, set[int]] = defaultdict(set)
+    for donation in records["donorbox/donations"]:
+        campaign = donation["campaign"]
+        if isinstance(campaign, dict):
+            ids[campaign["name"]].add(campaign["id"])
+    assert ids
+    assert all(len(found) == 1 for found in ids.values()), ids
+    assert len({next(iter(found)) for found in ids.values()}) == len(ids)
