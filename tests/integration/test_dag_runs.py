@@ -107,6 +107,11 @@ def test_donations_hourly_extracts_every_source_and_records_what_it_read(
         raw = conn.execute("SELECT count(*) FROM raw.records WHERE entity = 'charge'").fetchone()
         watermark = conn.execute("SELECT cursor_id FROM sync.watermarks WHERE stream = 'charges'").fetchone()
     assert read == {"stripe": 120, "donorbox": 7, "classy": 5}
+    with psycopg.connect(staging) as conn:
+        unreconciled = conn.execute(
+            "SELECT sum(value) FROM sync.run_metrics WHERE stage = 'extract' AND metric = 'unreconciled'"
+        ).fetchone()
+    assert unreconciled == (0,)
     assert raw == (120,)
     assert watermark == ("ch_0119",), "a successful run advances the watermark"
 

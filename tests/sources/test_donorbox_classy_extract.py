@@ -125,6 +125,7 @@ def test_classy_reads_by_updated_at_and_catches_later_changes(
     emulator, api = classy
     emulator.seed("transactions", [_transaction(i, DAY + timedelta(minutes=i)) for i in range(230)])
     assert _run(db, "r1", extract_classy, api) == (230, 230)
+    assert db.execute("SELECT records_read, records_reported FROM raw.batches").fetchone() == (230, 230)
     assert read_watermark(db, "classy", "transactions").cursor_id == "229"
     emulator.seed("transactions", [_transaction(5, DAY + timedelta(days=1), status="refunded")])
     read, loaded = _run(db, "r2", extract_classy, api)

@@ -29,6 +29,12 @@ class StreamResult:
     batch_id: int
     read: int
     loaded: int
+    reported: int | None = None
+
+    @property
+    def unreconciled(self) -> int:
+        """Return how many records the source reported beyond those read (0 when it reports none)."""
+        return max(0, (self.reported or 0) - self.read)
 
 
 def extract_stream(
@@ -40,12 +46,16 @@ def extract_stream(
     read_window: WindowReader,
     initial_start: datetime,
     overlap: timedelta = DEFAULT_OVERLAP,
+    reported: Callable[[], int | None] | None = None,
 ) -> StreamResult:
     """Land one window of ``source``/``stream`` as one batch and return its counts.
 
     The window starts at the watermark minus its overlap (``initial_start`` the first time). The
     batch keeps the highest (timestamp, id) read up to now; only a successful run moves the
     watermark to it.
+
+    :param reported: after the window is read, how many records the source says it holds (for
+        sources whose API tells); kept on the batch so each run's counts can be reconciled.
     """
     watermark = read_watermark(conn, source, stream, overlap=overlap)
     window_end = datetime.now(UTC)
@@ -71,11 +81,18 @@ def extract_stream(
 
     try:
         read, loaded = land_records(conn, batch_id=batch_id, source=source, channel="api", records=tracked())
-        finish_batch(conn, batch_id, read=read, loaded=loaded, cursor=highest(cursors))
+        finish_batch(
+            conn,
+            batch_id,
+            read=read,
+            loaded=loaded,
+            cursor=highest(cursors),
+            reported=reported() if reported else None,
+        )
     except BaseException as exc:
         fail_batch(conn, batch_id, type(exc).__name__)
         raise
-    return StreamResult(source, stream, batch_id, read, loaded)
+    return StreamResult(source, stream, batch_id, read, loaded, reported() if reported else None)
 
 
 def parse_iso(value: str) -> datetime:

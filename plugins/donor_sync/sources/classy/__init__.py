@@ -49,6 +49,8 @@ class ClassyApi:
         self._client = (client_id, client_secret)
         self.organization_id = organization_id
         self._token: tuple[str, float] | None = None
+        #: The ``total`` the last listing's first page reported (for reconciliation).
+        self.last_total: int | None = None
 
     def _bearer(self) -> dict[str, str]:
         if self._token is None or self._token[1] - _TOKEN_MARGIN_S < time.time():
@@ -83,6 +85,8 @@ class ClassyApi:
                 f"/2.0/organizations/{self.organization_id}/transactions", params, headers=self._bearer()
             )
             data: list[dict[str, Any]] = body.get("data", [])
+            if page == 1:
+                self.last_total = int(body["total"]) if body.get("total") is not None else None
             if data:
                 yield data
             if page >= int(body.get("last_page") or 1) or not data:
@@ -114,5 +118,6 @@ def extract_classy(
             run_id=run_id,
             read_window=read_window,
             initial_start=initial_start,
+            reported=lambda: api.last_total,
         )
     ]
