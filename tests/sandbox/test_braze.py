@@ -24,9 +24,7 @@ def box(start_emulators: Callable[..., Sandbox]) -> Sandbox:
 def braze(box: Sandbox) -> Iterator[Running]:
     running = box["braze"]
     running.emulator.reset()
-    defaults = dict(BrazeEmulator.default_settings)
     yield running
-    running.emulator.settings.update(defaults)
     running.emulator.reset()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -39,11 +39,10 @@ def box(start_emulators: Callable[..., Sandbox]) -> Sandbox:
 
 
 @pytest.fixture
-def api(box: Sandbox) -> Iterator[Running]:
+def api(box: Sandbox) -> Running:
     running = box["classy"]
     running.emulator.reset()
-    yield running
-    running.emulator.settings.update(ClassyEmulator.default_settings)
+    return running
 
 
 @pytest.fixture

@@ -47,8 +47,7 @@ def api(box: Sandbox, https: requests.Session) -> Iterator[Running]:
     running = box["donorbox"]
     running.emulator.reset()
     https.auth = (EMAIL, API_KEY)
-    yield running
-    running.emulator.settings.update(DonorboxEmulator.default_settings)
+    return running
 
 
 def _seed(https: requests.Session, api: Running, kind: str, records: list[dict[str, Any]]) -> None:

@@ -66,10 +66,8 @@ class Api:
 def api(box: Sandbox, https: requests.Session) -> Iterator[Api]:
     running = box["hubspot"]
     emulator = running.emulator
-    emulator.settings.update(HubSpotEmulator.default_settings)
     emulator.reset()
     yield Api(running, https)
-    emulator.settings.update(HubSpotEmulator.default_settings)
     emulator.reset()
 
 

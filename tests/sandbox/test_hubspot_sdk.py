@@ -78,10 +78,8 @@ def pools() -> Iterator[_Pools]:
 @pytest.fixture
 def running(box: Sandbox) -> Iterator[Running]:
     emulator = box["hubspot"].emulator
-    emulator.settings.update(HubSpotEmulator.default_settings)
     emulator.reset()
     yield box["hubspot"]
-    emulator.settings.update(HubSpotEmulator.default_settings)
     emulator.reset()
 
 

@@ -31,9 +31,7 @@ def box(start_emulators: Callable[..., Sandbox]) -> Sandbox:
 def mc(box: Sandbox) -> Iterator[Running]:
     running = box["mailchimp"]
     running.emulator.reset()
-    defaults = dict(MailchimpEmulator.default_settings)
     yield running
-    running.emulator.settings.update(defaults)
     running.emulator.reset()
 
 
