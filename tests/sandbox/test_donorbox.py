@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -43,7 +43,7 @@ def box(start_emulators: Callable[..., Sandbox]) -> Sandbox:
 
 
 @pytest.fixture
-def api(box: Sandbox, https: requests.Session) -> Iterator[Running]:
+def api(box: Sandbox, https: requests.Session) -> Running:
     running = box["donorbox"]
     running.emulator.reset()
     https.auth = (EMAIL, API_KEY)
