@@ -80,9 +80,10 @@ def db_upgrade() -> None:
 @_friendly_errors
 def db_status() -> None:
     """Show where the database is and which migrations are applied or pending."""
-    from donor_sync.db import redact, resolve_target
+    from donor_sync.db import database_exists, redact, resolve_target
     from donor_sync.db.embedded import EmbeddedPostgres
     from donor_sync.db.migrations import status
+    from donor_sync.db.url import database_name
 
     if not os.environ.get("DONOR_SYNC_DB_URL"):
         embedded = EmbeddedPostgres().status()
@@ -92,9 +93,7 @@ def db_status() -> None:
             click.echo("run `donor-sync db upgrade` to start it")
             return
     target = resolve_target(start=False)
-    from donor_sync.db.url import database_name
-
-    if target.embedded and not _database_exists(target.url):
+    if target.embedded and not database_exists(target.url):
         click.echo(f"database {database_name(target.url)} not created yet; run `donor-sync db upgrade`")
         return
     result = status(target.url)
@@ -103,15 +102,6 @@ def db_status() -> None:
         click.echo(f"  applied  {row.version:04d}_{row.name}  {row.applied_at:%Y-%m-%d %H:%M:%S%z}")
     for migration in result.pending:
         click.echo(f"  pending  {migration.filename}")
-
-
-def _database_exists(url: str) -> bool:
-    from donor_sync.db import connect, with_database
-    from donor_sync.db.url import database_name
-
-    with connect(with_database(url, "postgres")) as conn:
-        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database_name(url),)).fetchone()
-    return row is not None
 
 
 @db.command("stop")

@@ -27,6 +27,16 @@ def connect(
         raise DatabaseError(f"cannot connect to {redact(url)}: {first_line}") from exc
 
 
+def _exists(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def database_exists(url: str) -> bool:
+    """Return whether the database ``url`` names exists on its server."""
+    with connect(with_database(url, "postgres"), autocommit=True) as conn:
+        return _exists(conn, database_name(url))
+
+
 def ensure_database(url: str, *, template: str | None = None) -> bool:
     """Create the database ``url`` names when it does not exist; return whether it was created.
 
@@ -34,8 +44,7 @@ def ensure_database(url: str, *, template: str | None = None) -> bool:
     """
     name = database_name(url)
     with connect(with_database(url, "postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists:
+        if _exists(conn, name):
             return False
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:

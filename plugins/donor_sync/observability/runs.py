@@ -132,16 +132,19 @@ def record_metric(
     conn.commit()
 
 
-def close_run(conn: psycopg.Connection, run_id: UUID, *, status: str = "success") -> None:
-    """Record that a run finished with ``status`` ('success', 'failed' or 'canceled')."""
+def close_run(conn: psycopg.Connection, run_id: UUID, *, status: str = "success") -> datetime:
+    """Record that a run finished with ``status`` ('success', 'failed' or 'canceled'); return when."""
     if status not in {"success", "failed", "canceled"}:
         raise ValueError(f"run status must be 'success', 'failed' or 'canceled', got {status!r}")
-    updated = conn.execute(
-        "UPDATE sync.runs SET status = %s, finished_at = now() WHERE run_id = %s", (status, run_id)
-    ).rowcount
+    row = conn.execute(
+        "UPDATE sync.runs SET status = %s, finished_at = now() WHERE run_id = %s RETURNING finished_at",
+        (status, run_id),
+    ).fetchone()
     conn.commit()
-    if updated != 1:
+    if row is None:
         raise LookupError(f"no run {run_id} in sync.runs")
+    finished_at: datetime = row[0]
+    return finished_at
 
 
 def fail_run(conn: psycopg.Connection, *, dag_id: str, airflow_run_id: str) -> bool:

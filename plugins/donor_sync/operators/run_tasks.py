@@ -6,6 +6,7 @@ Database code is imported inside the callables so that parsing a DAG stays cheap
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -46,11 +47,10 @@ def close_run(sync_run_id: str) -> str:
     from donor_sync.sources.watermarks import advance_from_run
 
     with connect(StagingDbHook().conninfo()) as conn:
-        runs.load_summary(conn, UUID(sync_run_id))  # fail here, before the run is marked done
+        summary = runs.load_summary(conn, UUID(sync_run_id))  # fails before the run is marked done
         advance_from_run(conn, UUID(sync_run_id))  # only a successful run moves watermarks
-        runs.close_run(conn, UUID(sync_run_id), status="success")
-        summary = runs.format_summary(runs.load_summary(conn, UUID(sync_run_id)))
-    return summary
+        finished_at = runs.close_run(conn, UUID(sync_run_id), status="success")
+    return runs.format_summary(replace(summary, status="success", finished_at=finished_at))
 
 
 def mark_run_failed(context: Mapping[str, Any]) -> None:
