@@ -218,6 +218,22 @@ def batch_inputs(body: Any, cap: int) -> list[Any]:
     return inputs
 
 
+def run_batch(
+    inputs: list[Any],
+    apply: Callable[[Any], list[Any]],
+    ok_status: int,
+    error_id: Callable[[Any], str | None] = lambda _item: None,
+) -> JSONResponse:
+    """Apply each input; an input whose ``apply`` raises becomes a per-input error (207)."""
+    started, results, errors = now_iso(), [], []
+    for item in inputs:
+        try:
+            results.extend(apply(item))
+        except HubSpotError as exc:
+            errors.append(exc.standard(error_id(item)))
+    return batch_response(results, errors, started, ok_status)
+
+
 def batch_response(
     results: list[Any], errors: list[dict[str, Any]], started: str, ok_status: int
 ) -> JSONResponse:

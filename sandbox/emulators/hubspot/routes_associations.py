@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from sandbox.emulators.hubspot.emulator import batch_inputs, batch_response, read_json
+from sandbox.emulators.hubspot.emulator import batch_inputs, batch_response, read_json, run_batch
 from sandbox.emulators.hubspot.errors import HubSpotError, now_iso
 
 if TYPE_CHECKING:
@@ -110,32 +110,28 @@ def _batch_routes(hs: HubSpotEmulator, app: FastAPI) -> None:
         body = await read_json(request)
         with hs.lock:
             left, right = _types(hs, from_type, to_type)
-            started, results, errors = now_iso(), [], []
-            for item in batch_inputs(body, int(hs.settings["batch_max_inputs"])):
-                try:
-                    left_id = _require(hs, left, str((item.get("from") or {}).get("id")))
-                    right_id = _require(hs, right, str((item.get("to") or {}).get("id")))
-                    results.extend(_default_results(left, left_id, right, right_id, hs))
-                except HubSpotError as exc:
-                    errors.append(exc.standard())
-            return batch_response(results, errors, started, 200)
+
+            def default(item: Any) -> list[Any]:
+                left_id = _require(hs, left, str((item.get("from") or {}).get("id")))
+                right_id = _require(hs, right, str((item.get("to") or {}).get("id")))
+                return _default_results(left, left_id, right, right_id, hs)
+
+            return run_batch(batch_inputs(body, int(hs.settings["batch_max_inputs"])), default, 200)
 
     @app.post(prefix + "/batch/create")
     async def batch_create(from_type: str, to_type: str, request: Request) -> JSONResponse:
         body = await read_json(request)
         with hs.lock:
             left, right = _types(hs, from_type, to_type)
-            started, results, errors = now_iso(), [], []
-            for item in batch_inputs(body, int(hs.settings["batch_max_inputs"])):
-                try:
-                    left_id = _require(hs, left, str((item.get("from") or {}).get("id")))
-                    right_id = _require(hs, right, str((item.get("to") or {}).get("id")))
-                    specs = hs.associations.validate(left, right, item.get("types") or [])
-                    hs.associations.associate(left, left_id, right, right_id, specs or None)
-                    results.append(_pair(hs, left, left_id, right, right_id))
-                except HubSpotError as exc:
-                    errors.append(exc.standard())
-            return batch_response(results, errors, started, 201)
+
+            def create(item: Any) -> list[Any]:
+                left_id = _require(hs, left, str((item.get("from") or {}).get("id")))
+                right_id = _require(hs, right, str((item.get("to") or {}).get("id")))
+                specs = hs.associations.validate(left, right, item.get("types") or [])
+                hs.associations.associate(left, left_id, right, right_id, specs or None)
+                return [_pair(hs, left, left_id, right, right_id)]
+
+            return run_batch(batch_inputs(body, int(hs.settings["batch_max_inputs"])), create, 201)
 
     @app.post(prefix + "/batch/read")
     async def batch_read(from_type: str, to_type: str, request: Request) -> JSONResponse:

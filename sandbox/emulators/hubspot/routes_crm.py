@@ -9,7 +9,7 @@ from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandbox.emulators.hubspot import search
-from sandbox.emulators.hubspot.emulator import batch_inputs, batch_response, read_json
+from sandbox.emulators.hubspot.emulator import batch_inputs, batch_response, read_json, run_batch
 from sandbox.emulators.hubspot.errors import HubSpotError, now_iso
 from sandbox.emulators.hubspot.objects import ObjectType, Record
 
@@ -151,14 +151,16 @@ def _batch_routes(hs: HubSpotEmulator, app: FastAPI) -> None:
         with hs.lock:
             kind = hs.store.resolve(object_type)
             inputs = batch_inputs(body, int(hs.settings["batch_max_inputs"]))
-            started, results, errors = now_iso(), [], []
-            for item in inputs:
-                try:
-                    record = _create_with_associations(hs, kind, item)
-                    results.append({**record.written(), **_trace(item)})
-                except HubSpotError as exc:
-                    errors.append(exc.standard())
-            return batch_response(results, errors, started, 201)
+
+            def create(item: Any) -> list[Any]:
+                record = _create_with_associations(hs, kind, item)
+                return [{**record.written(), **_trace(item)}]
+
+            return run_batch(inputs, create, 201)
+
+
+def _input_id(item: Any) -> str:
+    return str(item.get("id"))
 
 
 def _batch_write_routes(hs: HubSpotEmulator, app: FastAPI) -> None:
@@ -171,15 +173,13 @@ def _batch_write_routes(hs: HubSpotEmulator, app: FastAPI) -> None:
             kind = hs.store.resolve(object_type)
             inputs = batch_inputs(body, int(hs.settings["batch_max_inputs"]))
             _reject_duplicates(inputs)
-            started, results, errors = now_iso(), [], []
-            for item in inputs:
-                try:
-                    record = hs.store.require(kind, str(item.get("id")), item.get("idProperty"))
-                    hs.store.update(kind, record, item.get("properties") or {})
-                    results.append({**record.written(), **_trace(item)})
-                except HubSpotError as exc:
-                    errors.append(exc.standard(str(item.get("id"))))
-            return batch_response(results, errors, started, 200)
+
+            def update(item: Any) -> list[Any]:
+                record = hs.store.require(kind, str(item.get("id")), item.get("idProperty"))
+                hs.store.update(kind, record, item.get("properties") or {})
+                return [{**record.written(), **_trace(item)}]
+
+            return run_batch(inputs, update, 200, _input_id)
 
     @app.post("/crm/v3/objects/{object_type}/batch/upsert")
     async def batch_upsert(object_type: str, request: Request) -> JSONResponse:
@@ -188,16 +188,14 @@ def _batch_write_routes(hs: HubSpotEmulator, app: FastAPI) -> None:
             kind = hs.store.resolve(object_type)
             inputs = batch_inputs(body, int(hs.settings["batch_max_inputs"]))
             _reject_duplicates(inputs)
-            started, results, errors = now_iso(), [], []
-            for item in inputs:
-                try:
-                    record, new = hs.store.upsert(
-                        kind, str(item.get("id")), item.get("idProperty"), item.get("properties") or {}
-                    )
-                    results.append({**record.written(), "new": new, **_trace(item)})
-                except HubSpotError as exc:
-                    errors.append(exc.standard(str(item.get("id"))))
-            return batch_response(results, errors, started, 200)
+
+            def upsert(item: Any) -> list[Any]:
+                record, new = hs.store.upsert(
+                    kind, str(item.get("id")), item.get("idProperty"), item.get("properties") or {}
+                )
+                return [{**record.written(), "new": new, **_trace(item)}]
+
+            return run_batch(inputs, upsert, 200, _input_id)
 
     @app.post("/crm/v3/objects/{object_type}/batch/archive")
     async def batch_archive(object_type: str, request: Request) -> Response:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from sandbox.emulators.hubspot.emulator import batch_inputs, batch_response, read_json
+from sandbox.emulators.hubspot.emulator import batch_inputs, batch_response, read_json, run_batch
 from sandbox.emulators.hubspot.errors import HubSpotError, now_iso
 
 if TYPE_CHECKING:
@@ -72,13 +72,16 @@ def _v4_routes(hs: HubSpotEmulator, app: FastAPI) -> None:
     async def batch_write(request: Request) -> JSONResponse:
         body = await read_json(request)
         with hs.lock:
-            started, results, errors = now_iso(), [], []
-            for item in batch_inputs(body, int(hs.settings["batch_max_inputs"])):
-                try:
-                    results.append(_write(hs, str(item.get("subscriberIdString") or ""), item))
-                except HubSpotError as exc:
-                    errors.append(exc.standard(str(item.get("subscriberIdString"))))
-            return batch_response(results, errors, started, 200)
+
+            def write(item: Any) -> list[Any]:
+                return [_write(hs, str(item.get("subscriberIdString") or ""), item)]
+
+            return run_batch(
+                batch_inputs(body, int(hs.settings["batch_max_inputs"])),
+                write,
+                200,
+                lambda item: str(item.get("subscriberIdString")),
+            )
 
     @app.post(base + "/statuses/batch/read")
     async def batch_read(request: Request) -> JSONResponse:
