@@ -25,6 +25,8 @@ class RawRecord:
     source_id: str
     payload: dict[str, Any]
     source_updated_at: datetime | None
+    #: raw.webhook_inbox event it came from (channel 'webhook' only): lineage for purges and audits.
+    webhook_event_id: int | None = None
 
 
 def open_batch(
@@ -57,23 +59,32 @@ def land_records(
     fetched_at = datetime.now(UTC)
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS __donor_sync__landing ("
-        " entity text, source_id text, source_updated_at timestamptz, payload jsonb) ON COMMIT DELETE ROWS"
+        " entity text, source_id text, source_updated_at timestamptz, payload jsonb, webhook_event_id bigint)"
+        " ON COMMIT DELETE ROWS"
     )
     read = 0
     with conn.cursor() as cur:
         with cur.copy(
-            "COPY __donor_sync__landing (entity, source_id, source_updated_at, payload) FROM STDIN"
+            "COPY __donor_sync__landing (entity, source_id, source_updated_at, payload, webhook_event_id)"
+            " FROM STDIN"
         ) as copy:
             for record in records:
                 copy.write_row(
-                    (record.entity, record.source_id, record.source_updated_at, json.dumps(record.payload))
+                    (
+                        record.entity,
+                        record.source_id,
+                        record.source_updated_at,
+                        json.dumps(record.payload),
+                        record.webhook_event_id,
+                    )
                 )
                 read += 1
         loaded = cur.execute(
             """
             INSERT INTO raw.records
-                (batch_id, source, entity, source_id, channel, source_updated_at, fetched_at, payload)
-            SELECT %s, %s, entity, source_id, %s, source_updated_at, %s, payload
+                (batch_id, source, entity, source_id, channel, source_updated_at, fetched_at, payload,
+                 webhook_event_id)
+            SELECT %s, %s, entity, source_id, %s, source_updated_at, %s, payload, webhook_event_id
             FROM __donor_sync__landing
             ON CONFLICT (source, entity, source_id, payload_sha256) DO NOTHING
             """,

@@ -1,0 +1,78 @@
+"""Airflow plugin: donor-sync's webhook receiver in the Airflow API server, at ``/donor-sync-webhooks``.
+
+``POST /donor-sync-webhooks/stripe`` (``/donorbox``, ``/classy``, ``/<source>``) verifies each
+delivery and stores it in ``raw.webhook_inbox``; ``donations_hourly`` drains the inbox. Airflow does
+not put plugin apps behind its login, which is what webhooks need: the platforms cannot log in,
+and each request is authenticated by its signature instead (docs/webhooks.md).
+
+Importing this module is cheap and opens no connection: the settings file is read, and the
+signing secrets (Airflow connections ``<source>_webhook``, password = one or more secrets
+separated by newlines or commas) and the staging database (connection ``donor_sync_db``) are
+looked up when a request arrives, then kept for a short while.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from airflow.plugins_manager import AirflowPlugin
+
+from donor_sync.web.webhooks.app import create_app
+from donor_sync.web.webhooks.config import load_settings
+from donor_sync.web.webhooks.secret_sources import CachedSecrets, SecretUnavailable, split_secrets
+
+#: How long a looked-up secret or database address is reused before it is read again (a rotated
+#: secret or a changed connection takes effect within this).
+LOOKUP_TTL_S = 30.0
+
+
+class AirflowConnectionSecrets:
+    """Signing secrets from Airflow connections: the connection id is the secret name."""
+
+    def secrets(self, name: str) -> tuple[str, ...]:
+        """Return the secrets in connection ``name``'s password (none when it does not exist)."""
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = BaseHook.get_connection(name)
+        except AirflowNotFoundException:
+            return ()
+        except Exception as exc:  # a secrets backend or the metadata database failed: retry later
+            raise SecretUnavailable(type(exc).__name__) from exc
+        return split_secrets(conn.password)
+
+
+class _StagingConninfo:
+    """The staging database's conninfo from the ``donor_sync_db`` connection, reused for a while."""
+
+    def __init__(self, ttl_s: float = LOOKUP_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._cached: tuple[float, str] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl_s:
+                return self._cached[1]
+        from donor_sync.hooks.staging_db import StagingDbHook
+
+        conninfo = StagingDbHook().conninfo()
+        with self._lock:
+            self._cached = (time.monotonic(), conninfo)
+        return conninfo
+
+
+app = create_app(
+    load_settings(),
+    CachedSecrets(AirflowConnectionSecrets(), ttl_s=LOOKUP_TTL_S),
+    conninfo=_StagingConninfo(),
+)
+
+
+class DonorSyncWebhooksPlugin(AirflowPlugin):
+    """Mounts the webhook receiver in the API server (not behind Airflow auth: signatures are the auth)."""
+
+    name = "donor_sync_webhooks"
+    fastapi_apps = [{"app": app, "url_prefix": "/donor-sync-webhooks", "name": "donor-sync webhooks"}]  # noqa: RUF012
