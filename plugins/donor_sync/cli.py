@@ -294,5 +294,10 @@ def bench(names: tuple[str, ...], size: int | None) -> None:
         click.echo(f"wrote {result_path}")
 
 
+from donor_sync import cli_webhooks  # noqa: E402, F401 - registers `donor-sync webhooks`
+from donor_sync.cli_csv import csv_group  # noqa: E402 - `donor-sync csv`
+
+main.add_command(csv_group)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
