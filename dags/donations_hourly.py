@@ -8,10 +8,12 @@ every CRM and email platform, trigger stewardship journeys, and record the run's
 **Incremental.** Windows come from per-source watermarks in `sync.watermarks`, not from the
 schedule, so a late or re-run hour reads exactly what it has not read yet.
 
-**Stages live today:** `open_run` → `extract_stripe`, `extract_donorbox`, `extract_classy` in
-parallel (into `raw` through COPY, from each stream's watermark minus its overlap; Stripe's
+**Stages live today:** `open_run` → in parallel, into `raw` through COPY: `extract_stripe`,
+`extract_donorbox`, `extract_classy` (from each stream's watermark minus its overlap; Stripe's
 customers, charges, payment intents, refunds and events; Donorbox donations re-scanning a 30-day
-trailing window; Classy transactions by `updated_at`) → `close_run`
+trailing window; Classy transactions by `updated_at`), `extract_csv_drop` (CSV exports in the
+`csv_drop` folder whose size has settled, each file once, then archived; docs/csv-drops.md) and
+`drain_webhook_inbox` (events the webhook receiver stored; docs/webhooks.md) → `close_run`
 (advances the watermarks of a successful run and logs the summary: records read per source,
 staged, quarantined, merged, pushed per destination, dead-lettered; also in `sync.run_metrics`).
 The other sources and the standardize, resolve, gate and push stages are wired in as they land.
@@ -29,8 +31,10 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.csv_tasks import extract_csv_task
 from donor_sync.operators.extract_tasks import API_SOURCES, extract_source_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
+from donor_sync.operators.webhook_tasks import drain_webhooks_task
 
 with DAG(
     dag_id="donations_hourly",
@@ -50,6 +54,11 @@ with DAG(
 ):
     sync_run = open_run_task()
     extracted = [
-        extract_source_task.override(task_id=f"extract_{source}")(sync_run, source) for source in API_SOURCES
+        *(
+            extract_source_task.override(task_id=f"extract_{source}")(sync_run, source)
+            for source in API_SOURCES
+        ),
+        extract_csv_task.override(task_id="extract_csv_drop")(sync_run),
+        drain_webhooks_task.override(task_id="drain_webhook_inbox")(sync_run),
     ]
     extracted >> close_run_task(sync_run)
