@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -33,8 +34,15 @@ def airflow_db() -> None:
 
 
 @pytest.fixture
-def staging(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def staging(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     monkeypatch.setenv("AIRFLOW_CONN_DONOR_SYNC_DB", connection_json_from_url(db_url))
+    # The CSV drop folder of this test (not the project's .local/csv_drop).
+    drop = tmp_path / "csv_drop"
+    drop.mkdir()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CSV_DROP",
+        json.dumps({"conn_type": "fs", "extra": {"path": str(drop), "quiet_period_seconds": 0}}),
+    )
     return db_url
 
 
