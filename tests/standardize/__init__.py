@@ -1,0 +1,1 @@
+"""Tests of the field standardizers (donor_sync.standardize.fields)."""
