@@ -263,6 +263,8 @@ def sandbox_up(as_json: bool, only: tuple[str, ...]) -> None:
 def demo() -> None:
     """Set everything up and run donations_hourly end to end on the embedded defaults."""
     from donor_sync.demo import run_demo
+    from donor_sync.demo_inputs import DEMO_REFUNDS, deliver_refund_webhooks, drop_demo_csvs, webhook_receiver
+    from donor_sync.paths import local_state_dir
     from donor_sync.progress import step
     from donor_sync.sandbox_support import demo_data_dir, load_demo_data, start_sandbox
 
@@ -274,11 +276,21 @@ def demo() -> None:
     try:
         with step("sample data into the source emulators"):
             loaded = load_demo_data(running, data_dir)
-        summary = run_demo(env)
+        with step("sample CSV exports into the drop folder"):
+            dropped = drop_demo_csvs(data_dir, local_state_dir() / "csv_drop")
+        tls = running.tls
+        with webhook_receiver(env["DONOR_SYNC_DB_URL"], tls.server_cert, tls.server_key) as url:
+            with step("signed Stripe webhooks into the receiver"):
+                deliveries = deliver_refund_webhooks(running, url)
+            summary = run_demo(env)
     finally:
         running.stop()
     click.echo(f"sandbox: {len(running.emulators)} emulators; sample data {data_dir}")
     click.echo("  loaded " + ", ".join(f"{key} {count:,}" for key, count in sorted(loaded.items())))
+    click.echo(
+        f"  dropped {len(dropped)} CSV exports; {sum(deliveries.values())} webhook deliveries"
+        f" ({DEMO_REFUNDS} refunds, each delivered twice) accepted by the receiver"
+    )
     click.echo(summary)
 
 

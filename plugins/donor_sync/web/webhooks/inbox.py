@@ -182,9 +182,10 @@ def write_event(conninfo: str, event: InboxEvent) -> tuple[bool, int]:
             ).fetchone()
             assert held is not None
             if bytes(held[1]) != event.body_sha256:
-                # Platforms resend an event with a changed envelope (e.g. a delivery counter); the
-                # first copy is kept. Logged so a sender reusing ids for different events is noticed.
-                log.warning(
+                # Platforms resend an event with a changed envelope (Stripe's pending_webhooks counts
+                # down between deliveries); the first copy is kept. Logged at info so a sender that
+                # reuses ids for different events can still be traced.
+                log.info(
                     "webhook %s event %s: duplicate id with a different body", event.source, event.event_id
                 )
             return False, int(held[0])
