@@ -13,10 +13,13 @@ schedule, so a late or re-run hour reads exactly what it has not read yet.
 customers, charges, payment intents, refunds and events; Donorbox donations re-scanning a 30-day
 trailing window; Classy transactions by `updated_at`), `extract_csv_drop` (CSV exports in the
 `csv_drop` folder whose size has settled, each file once, then archived; docs/csv-drops.md) and
-`drain_webhook_inbox` (events the webhook receiver stored; docs/webhooks.md) → `close_run`
+`drain_webhook_inbox` (events the webhook receiver stored; docs/webhooks.md) → `standardize`
+(names, emails, phones, addresses, amounts, UTM into `staging`; what breaks a rule goes to
+`staging.quarantine` with every reason, and every raw record of the run must be accounted for as
+staged, quarantined or skipped, else the task fails; docs/standardize-rules.md) → `close_run`
 (advances the watermarks of a successful run and logs the summary: records read per source,
 staged, quarantined, merged, pushed per destination, dead-lettered; also in `sync.run_metrics`).
-The other sources and the standardize, resolve, gate and push stages are wired in as they land.
+The resolve, gate and push stages are wired in as they land.
 
 **Alerts.** A task that fails after the retry ladder (1m, 5m, 15m, 1h, 4h, 24h) posts to the
 `slack_alerts` connection; a run that has not succeeded 50 minutes after it was queued posts a
@@ -30,10 +33,11 @@ from datetime import timedelta
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from donor_sync.observability.notifiers import deadline_alert
-from donor_sync.operators.dag_defaults import START_DATE, default_args
 from donor_sync.operators.csv_tasks import extract_csv_task
+from donor_sync.operators.dag_defaults import START_DATE, default_args
 from donor_sync.operators.extract_tasks import API_SOURCES, extract_source_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
+from donor_sync.operators.standardize_tasks import standardize_task
 from donor_sync.operators.webhook_tasks import drain_webhooks_task
 
 with DAG(
@@ -61,4 +65,5 @@ with DAG(
         extract_csv_task.override(task_id="extract_csv_drop")(sync_run),
         drain_webhooks_task.override(task_id="drain_webhook_inbox")(sync_run),
     ]
-    extracted >> close_run_task(sync_run)
+    standardized = standardize_task.override(task_id="standardize")(sync_run)
+    extracted >> standardized >> close_run_task(sync_run)

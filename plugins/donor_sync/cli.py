@@ -310,6 +310,7 @@ from donor_sync import cli_webhooks  # noqa: E402, F401 - registers `donor-sync 
 from donor_sync.cli_csv import csv_group  # noqa: E402 - `donor-sync csv`
 
 main.add_command(csv_group)
+from donor_sync import cli_quarantine  # noqa: E402, F401 - registers `donor-sync quarantine`
 
 if __name__ == "__main__":  # pragma: no cover
     main()

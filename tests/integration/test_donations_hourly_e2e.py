@@ -1,0 +1,209 @@
+"""donations_hourly end to end on sample data: every way gifts arrive, through to staging.
+
+The Stripe, Donorbox and Classy emulators hold generated sample data, the CSV exports sit in the
+drop folder, and the Stripe emulator delivers signed refund webhooks to the real receiver. One
+``dag.test()`` run must then account for every raw record (staged, quarantined or skipped), give a
+gift seen through two platforms one key, and quarantine the deliberately bad records.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from airflow.models import DagBag
+
+from donor_sync.demo_inputs import deliver_refund_webhooks, drop_demo_csvs, webhook_receiver
+from donor_sync.local_airflow import connection_json_from_url
+from sandbox.common.runner import Sandbox
+from sandbox.datagen import GenerationConfig, generate
+from sandbox.load import load_sources
+from tests.conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
+
+REFUNDS = 3
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sample")
+    generate(GenerationConfig(donors=250, out=out, seed=11, workers=1, bad_share=0.05))
+    return out
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> Iterator[DagBag]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DONOR_SYNC_FAIL_FAST", "1")
+        yield DagBag(dag_folder=str(REPO_ROOT / "dags"))
+
+
+@pytest.fixture
+def world(
+    db_url: str,
+    sample: Path,
+    tmp_path: Path,
+    start_sandbox: Callable[..., Sandbox],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[str, Sandbox]]:
+    """Emulators seeded with the sample, its CSVs in a drop folder, refund webhooks in the inbox."""
+    from airflow.utils import db
+
+    from donor_sync.operators import dag_test_compat
+
+    db.resetdb()
+    dag_test_compat.apply()
+    box = start_sandbox("stripe", "donorbox", "classy", stripe={"read_requests_per_second": 10_000})
+    load_sources(box, sample)
+    drop = tmp_path / "drop"
+    drop_demo_csvs(sample, drop)
+    with webhook_receiver(db_url, box.tls.server_cert, box.tls.server_key) as url:
+        deliveries = deliver_refund_webhooks(box, url, count=REFUNDS)
+    assert deliveries == {"200": 2 * REFUNDS}
+    ca = {"ca_bundle": str(box.tls.ca_cert)}
+    connections = {
+        "donor_sync_db": json.loads(connection_json_from_url(db_url)),
+        "stripe": {
+            "conn_type": "http",
+            "host": box["stripe"].base_url,
+            "password": "sk_test_sandbox",
+            "extra": ca,
+        },
+        "donorbox": {
+            "conn_type": "http",
+            "host": box["donorbox"].base_url,
+            "login": "api@sandbox.donor-sync.test",
+            "password": "sandbox-donorbox-key",
+            "extra": ca,
+        },
+        "classy": {
+            "conn_type": "http",
+            "host": box["classy"].base_url,
+            "login": "sandbox-classy-client",
+            "password": "sandbox-classy-secret",
+            "extra": {**ca, "organization_id": 1},
+        },
+        "csv_drop": {"conn_type": "fs", "extra": {"path": str(drop), "quiet_period_seconds": 60}},
+    }
+    for conn_id, conn in connections.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    yield db_url, box
+    box.stop()
+
+
+def _truth(sample: Path, name: str) -> list[dict[str, str]]:
+    with (sample / "truth" / name).open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_record_from_every_channel_is_accounted_for(
+    world: tuple[str, Sandbox], dagbag: DagBag, sample: Path
+) -> None:
+    db_url, _ = world
+    dag_run = dagbag.dags["donations_hourly"].test()
+    assert str(dag_run.state) == "success"
+    with psycopg.connect(db_url) as conn:
+        channels = dict(conn.execute("SELECT channel, count(*) FROM raw.records GROUP BY channel").fetchall())
+        sources = {row[0] for row in conn.execute("SELECT DISTINCT source FROM raw.records")}
+        unaccounted = conn.execute(
+            "SELECT count(*) FROM raw.records r"
+            " LEFT JOIN staging.dispositions d USING (raw_record_id) WHERE d.raw_record_id IS NULL"
+        ).fetchone()
+        by_disposition = dict(
+            conn.execute("SELECT disposition, count(*) FROM staging.dispositions GROUP BY 1").fetchall()
+        )
+        recorded = dict(
+            conn.execute(
+                "SELECT metric, sum(value) FROM sync.run_metrics WHERE stage = 'standardize'"
+                " AND metric IN ('staged', 'quarantined', 'skipped') AND part = '' GROUP BY metric"
+            ).fetchall()
+        )
+        batches = conn.execute(
+            "SELECT count(*) FROM raw.batches WHERE status <> 'standardized' AND records_loaded > 0"
+        ).fetchone()
+        # The charges refunded by webhook have a staged version that says so (through whichever
+        # channel's copy of the event was kept: the API lists the same events later).
+        # (The newest charges are refunded, and a few of the sample's newest are future-dated bad
+        # records: those are quarantined instead.)
+        refunded = conn.execute(
+            "SELECT count(*) FILTER (WHERE staged), count(*) FILTER (WHERE staged OR quarantined)"
+            " FROM (SELECT EXISTS (SELECT FROM staging.gifts g WHERE g.source = 'stripe'"
+            "   AND g.source_id = i.body -> 'data' -> 'object' ->> 'id' AND g.status = 'refunded') AS staged,"
+            " EXISTS (SELECT FROM staging.quarantine q WHERE q.source = 'stripe'"
+            "   AND q.source_id = i.body -> 'data' -> 'object' ->> 'id') AS quarantined"
+            " FROM raw.webhook_inbox i) AS refunds"
+        ).fetchone()
+        quarantined_ids = {
+            (row[0], row[1])
+            for row in conn.execute(
+                "SELECT source, source_id FROM staging.quarantine WHERE released_at IS NULL"
+            )
+        }
+        keys = dict(
+            conn.execute(
+                "SELECT source || ':' || source_id, gift_key FROM staging.gifts"
+                " WHERE source IN ('stripe', 'donorbox', 'classy')"
+            ).fetchall()
+        )
+
+    assert sources >= {"stripe", "donorbox", "classy", "bank_cheque", "event_platform"}
+    assert set(channels) == {"api", "csv", "webhook"}
+    assert unaccounted == (0,), "every raw record has a disposition"
+    assert sum(by_disposition.values()) == sum(channels.values())
+    assert {k: int(v) for k, v in recorded.items()} == {
+        k: by_disposition.get(k, 0) for k in ("staged", "quarantined", "skipped")
+    }
+    assert batches == (0,), "every loaded batch was standardized"
+    assert refunded is not None
+    assert refunded[0] >= 1
+    assert refunded[1] == REFUNDS, "each refund delivered by webhook is staged as refunded (or quarantined)"
+
+    # The deliberately unusable records of the API sources are quarantined.
+    blocking = {"invalid_email", "malformed_amount", "unknown_currency", "future_date"}
+    api_sources = {
+        "stripe/charges": "stripe",
+        "donorbox/donations": "donorbox",
+        "classy/transactions": "classy",
+    }
+    bad = [
+        (api_sources[row["source"]], row["source_record_id"])
+        for row in _truth(sample, "bad_records.csv")
+        if row["kind"] in blocking and row["source"] in api_sources
+    ]
+    assert bad, "the sample has bad records to find"
+    assert set(bad) <= quarantined_ids
+
+    # One gift seen through Stripe and a platform has one gift key on both sides.
+    platform = {"donorbox/donations": "donorbox", "classy/transactions": "classy"}
+    linked = [
+        (f"stripe:{row['stripe_charge_id']}", f"{platform[row['other_source']]}:{row['other_record_id']}")
+        for row in _truth(sample, "gift_links.csv")
+        if row["other_source"] in platform
+    ]
+    pairs = [(keys[a], keys[b]) for a, b in linked if a in keys and b in keys]
+    assert len(pairs) >= len(linked) // 2, "most linked gifts were staged on both sides"
+    assert all(a == b for a, b in pairs)
+
+
+def test_a_csv_still_being_written_waits_for_the_next_run(
+    world: tuple[str, Sandbox], dagbag: DagBag, tmp_path: Path
+) -> None:
+    db_url, _ = world
+    fresh = tmp_path / "drop" / "bank_cheque_export_late.csv"
+    source = next((tmp_path / "drop").glob("bank_cheque_export*.csv"))
+    fresh.write_bytes(source.read_bytes().replace(b"CHQ-", b"CHL-"))
+    now = time.time()
+    os.utime(fresh, (now, now))
+    dag_run = dagbag.dags["donations_hourly"].test()
+    assert str(dag_run.state) == "success"
+    with psycopg.connect(db_url) as conn:
+        late = conn.execute("SELECT count(*) FROM raw.records WHERE source_id LIKE 'CHL-%'").fetchone()
+    assert late == (0,), "a file modified within the quiet period is not read"
+    assert fresh.exists()
