@@ -152,3 +152,39 @@ def test_classy_bad_client_secret_is_permanent(
     )
     with pytest.raises(PermanentError, match="Classy refused the client credentials"):
         extract_classy(db, api, run_id=None)
+
+
+def test_a_garbled_date_lands_as_received_without_moving_the_watermark(db: psycopg.Connection) -> None:
+    # The emulator (like Donorbox) never sends an unreadable date, so the pages come from a stand-in
+    # at the API seam: a garbled record must still land, untouched, for standardization to judge.
+    good = _donation(1, DAY - timedelta(days=2))
+    garbled = {**_donation(2, DAY - timedelta(days=1)), "donation_date": "31/02/2026 25:61"}
+
+    class Pages:
+        def donation_pages(self, date_from: datetime) -> Any:
+            yield [good, garbled]
+
+    assert _run(db, "r1", extract_donorbox, Pages()) == (2, 2)
+    landed = dict(db.execute("SELECT source_id, source_updated_at FROM raw.records").fetchall())
+    assert landed == {"1": DAY - timedelta(days=2), "2": None}
+    assert read_watermark(db, "donorbox", "donations").cursor_id == "1"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("2026-03-01T12:00:00.000Z", DAY, id="iso-z"),
+        pytest.param("2026-03-01T07:00:00-05:00", DAY, id="iso-offset"),
+        pytest.param(int(DAY.timestamp()), DAY, id="epoch-int"),
+        pytest.param(str(int(DAY.timestamp())), DAY, id="epoch-text"),
+        pytest.param("31/02/2026", None, id="garbled"),
+        pytest.param("", None, id="empty"),
+        pytest.param(None, None, id="missing"),
+        pytest.param(True, None, id="boolean"),
+        pytest.param(10**20, None, id="overflow"),
+    ],
+)
+def test_source_time_reads_what_it_can_and_never_raises(value: object, expected: datetime | None) -> None:
+    from donor_sync.sources.extract import source_time
+
+    assert source_time(value) == expected

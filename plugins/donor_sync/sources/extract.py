@@ -99,3 +99,22 @@ def parse_iso(value: str) -> datetime:
     """Parse an ISO-8601 timestamp (``Z`` or offset) into an aware UTC datetime."""
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def source_time(value: object) -> datetime | None:
+    """Return a record's own time (ISO-8601 text or epoch seconds) as UTC, or None when unreadable.
+
+    Extraction never judges a record: one with a missing or garbled time still lands exactly as
+    received (standardization quarantines it, naming the field); it just cannot move the watermark.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        text = str(value).strip()
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text), UTC)
+        return parse_iso(text) if text else None
+    except (ValueError, OverflowError, OSError):
+        return None

@@ -14,14 +14,14 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
 
-from donor_sync.sources.extract import parse_iso
+from donor_sync.sources.extract import source_time
 from donor_sync.sources.raw_landing import RawRecord, finish_batch, land_records, open_batch
 
 
@@ -53,16 +53,12 @@ SAMPLE_STREAMS: tuple[tuple[str, str, str, str | None], ...] = (
 
 
 def _timestamp(source: str, obj: dict[str, Any]) -> datetime | None:
-    """Return the version time each extractor records for ``obj``."""
-    try:
-        if source == "stripe":
-            return datetime.fromtimestamp(int(obj["created"]), UTC)
-        if source == "donorbox":
-            return parse_iso(str(obj["donation_date"])) if obj.get("donation_date") else None
-        stamp = obj.get("updated_at") or obj.get("created_at")
-        return parse_iso(str(stamp)) if stamp else None
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return None
+    """Return the version time each extractor records for ``obj`` (the extractors' own rule)."""
+    if source == "stripe":
+        return source_time(obj.get("created"))
+    if source == "donorbox":
+        return source_time(obj.get("donation_date"))
+    return source_time(obj.get("updated_at") or obj.get("created_at"))
 
 
 def jsonl_records(path: Path, source: str, entity: str | None) -> Iterator[RawRecord]:

@@ -17,7 +17,7 @@ import requests
 import tenacity
 
 from donor_sync.errors import PermanentError
-from donor_sync.sources.extract import StreamResult, extract_stream, parse_iso
+from donor_sync.sources.extract import StreamResult, extract_stream, source_time
 from donor_sync.sources.http import JsonApi
 from donor_sync.sources.raw_landing import RawRecord
 
@@ -107,7 +107,7 @@ def extract_classy(
                     "transaction",
                     str(transaction["id"]),
                     transaction,
-                    parse_iso(str(updated)) if updated else None,
+                    source_time(updated),
                 )
 
     return [

@@ -8,12 +8,12 @@ distinct version, and re-reading the overlap adds nothing already held.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
 import psycopg
 
-from donor_sync.sources.extract import StreamResult, WindowReader, extract_stream
+from donor_sync.sources.extract import StreamResult, WindowReader, extract_stream, source_time
 from donor_sync.sources.raw_landing import RawRecord
 from donor_sync.sources.stripe.helpers import StripeApi
 from donor_sync.sources.stripe.settings import INITIAL_START, SOURCE, STREAMS
@@ -35,8 +35,7 @@ def extract_stripe(
         def read_window(start: datetime) -> Iterator[RawRecord]:
             for page in api.list_pages(stream, created_gte=int(start.timestamp())):
                 for obj in page:
-                    created = datetime.fromtimestamp(int(obj["created"]), UTC)
-                    yield RawRecord(str(obj["object"]), str(obj["id"]), obj, created)
+                    yield RawRecord(str(obj["object"]), str(obj["id"]), obj, source_time(obj.get("created")))
 
         return read_window
 
