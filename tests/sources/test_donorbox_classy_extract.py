@@ -165,7 +165,9 @@ def test_a_garbled_date_lands_as_received_without_moving_the_watermark(db: psyco
             yield [good, garbled]
 
     assert _run(db, "r1", extract_donorbox, Pages()) == (2, 2)
-    landed = dict(db.execute("SELECT source_id, source_updated_at FROM raw.records").fetchall())
+    landed: dict[str, datetime | None] = dict(
+        db.execute("SELECT source_id, source_updated_at FROM raw.records").fetchall()
+    )
     assert landed == {"1": DAY - timedelta(days=2), "2": None}
     assert read_watermark(db, "donorbox", "donations").cursor_id == "1"
 
