@@ -20,8 +20,10 @@ import psycopg
 #: The order stages appear in a summary, with the metrics people look for first.
 SUMMARY_LAYOUT: tuple[tuple[str, str, str], ...] = (
     ("extract", "read", "records read per source"),
+    ("extract", "loaded", "new or changed (landed in raw)"),
     ("standardize", "staged", "staged"),
     ("standardize", "quarantined", "quarantined"),
+    ("standardize", "skipped", "skipped, each with its reason"),
     ("resolve", "merged", "merged into existing donors"),
     ("push", "pushed", "pushed per destination"),
     ("push", "dead_lettered", "dead-lettered"),
