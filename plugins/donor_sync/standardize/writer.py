@@ -92,11 +92,21 @@ def _missing(value: object) -> bool:
     )
 
 
+def _contiguous(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Return ``array`` as one chunk.
+
+    A pandas column concatenated from frames keeps its Arrow chunks, empty ones included, and
+    pyarrow 26's CSV writer emits NUL bytes for a column whose first chunk is empty (found by the
+    fuzz test: COPY then fails with "invalid byte sequence for encoding UTF8: 0x00").
+    """
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
 def copy_frame(conn: psycopg.Connection, table: str, frame: pd.DataFrame, columns: Sequence[str]) -> None:
     """COPY ``frame[columns]`` into ``table`` as CSV (NULL unquoted and empty, strings quoted)."""
     if not len(frame):
         return
-    arrow = pa.table({name: _arrow_column(name, frame[name]) for name in columns})
+    arrow = pa.table({name: _contiguous(_arrow_column(name, frame[name])) for name in columns})
     buffer = io.BytesIO()
     pa_csv.write_csv(arrow, buffer, pa_csv.WriteOptions(include_header=False))
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
