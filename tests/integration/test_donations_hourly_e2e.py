@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -110,16 +111,18 @@ def test_every_record_from_every_channel_is_accounted_for(
     dag_run = dagbag.dags["donations_hourly"].test()
     assert str(dag_run.state) == "success"
     with psycopg.connect(db_url) as conn:
-        channels = dict(conn.execute("SELECT channel, count(*) FROM raw.records GROUP BY channel").fetchall())
+        channels: dict[str, int] = dict(
+            conn.execute("SELECT channel, count(*) FROM raw.records GROUP BY channel").fetchall()
+        )
         sources = {row[0] for row in conn.execute("SELECT DISTINCT source FROM raw.records")}
         unaccounted = conn.execute(
             "SELECT count(*) FROM raw.records r"
             " LEFT JOIN staging.dispositions d USING (raw_record_id) WHERE d.raw_record_id IS NULL"
         ).fetchone()
-        by_disposition = dict(
+        by_disposition: dict[str, int] = dict(
             conn.execute("SELECT disposition, count(*) FROM staging.dispositions GROUP BY 1").fetchall()
         )
-        recorded = dict(
+        recorded: dict[str, Any] = dict(
             conn.execute(
                 "SELECT metric, sum(value) FROM sync.run_metrics WHERE stage = 'standardize'"
                 " AND metric IN ('staged', 'quarantined', 'skipped') AND part = '' GROUP BY metric"
@@ -141,7 +144,7 @@ def test_every_record_from_every_channel_is_accounted_for(
                 "SELECT source, source_id FROM staging.quarantine WHERE released_at IS NULL"
             )
         }
-        keys = dict(
+        keys: dict[str, str] = dict(
             conn.execute(
                 "SELECT source || ':' || source_id, gift_key FROM staging.gifts"
                 " WHERE source IN ('stripe', 'donorbox', 'classy')"
