@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from donor_sync.paths import include_dir
 from donor_sync.standardize.intake import INTAKE_FIELDS
-from donor_sync.standardize.yaml_source import load_yaml_model
+from donor_sync.yaml_source import load_yaml_model
 
 Action = Literal["quarantine", "drop_value", "flag", "ignore"]
 GiftStatus = Literal[

@@ -15,7 +15,7 @@ import codecs
 import difflib
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -35,6 +35,7 @@ from pydantic import (
 
 from donor_sync.errors import ConfigError
 from donor_sync.standardize.intake import INTAKE_FIELDS
+from donor_sync.yaml_source import line_of
 
 __all__ = ["DETECT", "CsvFormat", "Recognize", "load_format", "load_formats", "normalize_encoding"]
 
@@ -253,25 +254,6 @@ class CsvFormat(BaseModel):
 # -- loading ---------------------------------------------------------------------------------------
 
 
-def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
-    """Return the 1-based line of the value at ``loc`` (the deepest node found along it)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if str(key_node.value) == str(key):
-                    node, line = value_node, key_node.start_mark.line + 1
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def _duplicate_keys(node: yaml.Node | None, path: tuple[str, ...] = ()) -> list[tuple[int, str]]:
     """Return (line, dotted key) of every key written twice in one mapping (YAML keeps the last)."""
     found: list[tuple[int, str]] = []
@@ -312,12 +294,12 @@ def _problems(path: Path) -> tuple[CsvFormat | None, list[str]]:
         for err in exc.errors():
             loc = [p for p in err["loc"] if isinstance(p, int | str) and p != "[key]"]
             field = ".".join(str(p) for p in loc) or "(top level)"
-            line = _line_of(node, loc)
+            line = line_of(node, loc)
             message = str(err["msg"]).removeprefix("Value error, ")
             problems.append(f"{path}: line {line}: {field}: {message}")
         return None, problems
     if fmt.name != path.stem:
-        line = _line_of(node, ["name"])
+        line = line_of(node, ["name"])
         problems.append(f"{path}: line {line}: name: {fmt.name!r} must equal the file name {path.stem!r}")
     return (None if problems else fmt), problems
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from donor_sync.errors import ConfigError
 from donor_sync.paths import include_dir
+from donor_sync.yaml_source import line_of
 
 UtmParam = Literal["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"]
 UTM_PARAMS: Final[tuple[str, ...]] = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -92,24 +93,6 @@ def default_utm_config_path() -> Path:
     return include_dir() / "mappings" / "utm.yaml"
 
 
-def _node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """Return the 1-based line of the YAML key (or item) at ``loc``, or of its nearest parent."""
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
-            if pair is None:
-                break
-            line, node = pair[0].start_mark.line + 1, pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def load_utm_config(path: str | Path | None = None) -> UtmConfig:
     """Load and validate the UTM settings file.
 
@@ -139,7 +122,7 @@ def load_utm_config(path: str | Path | None = None) -> UtmConfig:
         if not loc and named:  # a whole-model check names its field in the message
             loc, message = tuple(named["field"].split(".")), named["rest"]
         field = ".".join(str(part) for part in loc) or "(top level)"
-        line = _node_line(root, loc)
+        line = line_of(root, loc)
         where = f"line {line}: " if line else ""
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         raise ConfigError(f"{file}: {where}{field}: {message}{more}") from error

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from donor_sync.errors import ConfigError
 from donor_sync.paths import include_dir
+from donor_sync.yaml_source import line_of
 
 __all__ = [
     "EndpointSettings",
@@ -170,25 +171,6 @@ def default_config_path() -> Path:
     return include_dir() / "mappings" / "webhooks.yaml"
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """Return the 1-based line of the YAML node at ``loc`` (or its nearest parent that exists)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        key: yaml.Node | None = None
-        found: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            key, found = next(
-                ((k, v) for k, v in node.value if getattr(k, "value", None) == str(part)), (None, None)
-            )
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            found = node.value[part]
-        if found is None:
-            break
-        node = found
-        line = (key or found).start_mark.line + 1  # a mapping entry is reported at its key
-    return line
-
-
 def load_settings(path: Path | None = None) -> WebhookSettings:
     """Read and validate the webhook settings.
 
@@ -207,7 +189,7 @@ def load_settings(path: Path | None = None) -> WebhookSettings:
         problems = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-            line = _line_of(root, loc)
+            line = line_of(root, loc)
             where = f"line {line}, " if line else ""
             problems.append(f"{where}{'.'.join(str(p) for p in loc) or '(top)'}: {err['msg']}")
         raise ConfigError(f"{path}: " + "; ".join(problems)) from exc

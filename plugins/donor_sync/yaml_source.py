@@ -1,5 +1,7 @@
 """Read a YAML file keeping where each value was written, so validation errors can name the line.
 
+Shared by every configuration loader (standardize rules, CSV formats, webhook endpoints, UTM).
+
 Pydantic reports an error by its location in the data (``("issue_actions", "invalid_email")``);
 :func:`line_of` walks the composed YAML node tree along that location to the line it came from.
 """
