@@ -81,18 +81,12 @@ def extract_stream(
 
     try:
         read, loaded = land_records(conn, batch_id=batch_id, source=source, channel="api", records=tracked())
-        finish_batch(
-            conn,
-            batch_id,
-            read=read,
-            loaded=loaded,
-            cursor=highest(cursors),
-            reported=reported() if reported else None,
-        )
+        total = reported() if reported else None
+        finish_batch(conn, batch_id, read=read, loaded=loaded, cursor=highest(cursors), reported=total)
     except BaseException as exc:
         fail_batch(conn, batch_id, type(exc).__name__)
         raise
-    return StreamResult(source, stream, batch_id, read, loaded, reported() if reported else None)
+    return StreamResult(source, stream, batch_id, read, loaded, total)
 
 
 def parse_iso(value: str) -> datetime:
