@@ -114,8 +114,7 @@ def _copy_jsonl(conn: Any, path: Path, source: str, stream: str, entity: str | N
 def land(url: str, data: str, size: int) -> None:
     """Land ``size`` raw records from ``data`` (run in a child process, so its memory is its own)."""
     from donor_sync.db import connect
-    from donor_sync.sources.raw_landing import finish_batch, land_records, open_batch
-    from donor_sync.standardize.sample_landing import SAMPLE_CSVS, SAMPLE_STREAMS, csv_records
+    from donor_sync.standardize.sample_landing import SAMPLE_CSVS, SAMPLE_STREAMS, land_csv_sample
 
     root = Path(data)
     files: list[tuple[Path, int]] = []
@@ -133,17 +132,10 @@ def land(url: str, data: str, size: int) -> None:
         for (relative, source, stream, entity), (path, lines) in zip(SAMPLE_STREAMS, files, strict=True):
             del relative
             _copy_jsonl(conn, path, source, stream, entity, math.floor(lines * share))
-        for name, sample in SAMPLE_CSVS.items():
-            limit = math.floor(csv_counts[name] * share)
-            batch_id = open_batch(conn, source=sample.source, stream=name, channel="csv", run_id=None)
-            records = (
-                r for i, r in enumerate(csv_records(root / "csv" / f"{name}.csv", sample)) if i < limit
-            )
-            read, loaded = land_records(
-                conn, batch_id=batch_id, source=sample.source, channel="csv", records=records
-            )
-            finish_batch(conn, batch_id, read=read, loaded=loaded, cursor=None)
         conn.commit()
+        for name in SAMPLE_CSVS:
+            limit = math.floor(csv_counts[name] * share)
+            land_csv_sample(conn, root / "csv" / f"{name}.csv", name, limit=limit, workdir=root)
 
 
 def main() -> int:

@@ -17,6 +17,7 @@ import pytest
 from donor_sync.standardize.pipeline import standardize_batches
 from donor_sync.standardize.reconcile import reconcile
 from tests.standardize.test_pipeline_support import (
+    ALL_RAW,
     ERROR_KINDS,
     FIELDS,
     FLAG_OF_KIND,
@@ -37,7 +38,7 @@ BAD = {"donors": 400, "seed": 13, "bad_share": 0.12}
 def test_every_raw_record_has_exactly_one_disposition_and_batches_reconcile(db: psycopg.Connection) -> None:
     data = sample(**BAD)
     batches, result = land_and_standardize(db, data)
-    records = db.execute("SELECT count(*) FROM raw.records").fetchone()
+    records = db.execute(f"SELECT count(*) FROM {ALL_RAW}").fetchone()
     dispositions = db.execute(
         "SELECT count(*), count(DISTINCT raw_record_id) FROM staging.dispositions"
     ).fetchone()
@@ -87,9 +88,9 @@ def test_counts_follow_the_sources(db: psycopg.Connection) -> None:
 def _object_ids(db: psycopg.Connection, source: str, entity: str, source_id: str) -> list[int]:
     """Return the raw records that are versions of one object (an event's charge included)."""
     rows = db.execute(
-        "SELECT raw_record_id FROM raw.records WHERE source = %(s)s"
-        " AND ((entity = %(e)s AND source_id = %(id)s)"
-        "      OR (entity = 'event' AND payload #>> '{data,object,id}' = %(id)s))",
+        f"SELECT raw_record_id FROM {ALL_RAW} WHERE source = %(s)s AND entity = %(e)s AND source_id = %(id)s"
+        " UNION SELECT raw_record_id FROM raw.records WHERE source = %(s)s"
+        " AND entity = 'event' AND payload #>> '{data,object,id}' = %(id)s",
         {"s": source, "e": entity, "id": source_id},
     ).fetchall()
     return [int(r[0]) for r in rows]
@@ -106,8 +107,9 @@ def _symbol_amount(db: psycopg.Connection, table: str, record_id: str, bad: dict
         return False
     source, _ = OBJECTS[table]
     row = db.execute(
-        "SELECT payload -> 'row' ->> %s, payload -> 'row' ->> 'Currency' FROM raw.records"
-        " WHERE source = %s AND source_id = %s",
+        "SELECT c.cells[array_position(f.headers, %s)], c.cells[array_position(f.headers, 'Currency')]"
+        " FROM raw.csv_files f CROSS JOIN LATERAL raw.csv_file_rows(f.csv_file_id) c"
+        " WHERE f.source = %s AND raw.csv_source_id(c.source_id, f.sha256, c.row_number) = %s",
         (bad["field"], source, record_id),
     ).fetchone()
     if (

@@ -8,12 +8,12 @@ import psycopg
 import pytest
 
 from donor_sync.standardize.pipeline import standardize_batches
-from tests.standardize.test_pipeline_support import NOW, charge, donation, land, rules
+from tests.standardize.test_pipeline_support import ALL_RAW, NOW, charge, donation, land, rules
 
 
 def _donor_flags(db: psycopg.Connection) -> dict[str, list[str]]:
     rows = db.execute(
-        "SELECT r.source_id, d.review_flags FROM staging.donors d JOIN raw.records r USING (raw_record_id)"
+        f"SELECT r.source_id, d.review_flags FROM staging.donors d JOIN {ALL_RAW} USING (raw_record_id)"
     ).fetchall()
     return {str(s): sorted(f["code"] for f in flags) for s, flags in rows}
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from donor_sync.sources.csv_drop.rows import batch_rows
 from donor_sync.standardize.pipeline import StandardizeResult, standardize_batches
 from donor_sync.standardize.sample_landing import SAMPLE_CSVS, SAMPLE_STREAMS, land_sample
 from donor_sync.standardize.settings import StandardizeSettings, load_settings
@@ -87,6 +88,9 @@ FLAG_OF_KIND = {
     "mojibake": "mojibake_repaired",
 }
 
+#: Every raw record landed (raw.records and CSV rows), as a relation aliased ``r``.
+ALL_RAW = "raw.all_records(ARRAY(SELECT batch_id FROM raw.batches)) r"
+
 
 @functools.cache
 def sample(donors: int = 300, seed: int = 7, bad_share: float = 0.02) -> Path:
@@ -142,26 +146,28 @@ def test_sample_landing_lands_every_record_once_per_version(db: psycopg.Connecti
     batches = land_sample(db, data)
     assert len(batches) == len(SAMPLE_STREAMS) + len(SAMPLE_CSVS)
     landed = db.execute("SELECT count(*), sum(records_loaded) FROM raw.batches").fetchone()
-    records = db.execute("SELECT count(*) FROM raw.records").fetchone()
+    records = db.execute(f"SELECT count(*) FROM {ALL_RAW}").fetchone()
     assert landed is not None
     assert records is not None
     assert records[0] == landed[1] == count_lines(data)
     again = land_sample(db, data)
-    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == records  # idempotent
+    assert db.execute(f"SELECT count(*) FROM {ALL_RAW}").fetchone() == records  # idempotent
     assert set(again) == set(batches)
 
 
-def test_csv_rows_land_in_the_csv_loaders_payload_shape(db: psycopg.Connection) -> None:
-    land_sample(db, sample())
-    row = db.execute(
-        "SELECT source, entity, source_id, payload FROM raw.records WHERE source = 'bank_cheque' LIMIT 1"
-    ).fetchone()
-    assert row is not None
-    source, entity, source_id, payload = row
-    assert (source, entity) == ("bank_cheque", "csv_row")
-    assert payload["row"]["Reference"] == source_id
-    assert payload["line"] >= 2
-    assert payload["encoding_errors"] == []
+def test_csv_rows_land_through_the_csv_loader(db: psycopg.Connection) -> None:
+    batches = land_sample(db, sample())
+    rows = batch_rows(db, batches["bank_cheque/bank_cheque_export"])
+    assert rows
+    first = rows[0]
+    assert (first.source, first.row_number) == ("bank_cheque", 1)
+    with_ids = [row for row in rows if row.cells["Reference"].strip()]
+    assert all(row.cells["Reference"].strip() == row.source_id for row in with_ids)
+    assert first.line is not None
+    assert first.line >= 2
+    assert db.execute(
+        "SELECT load_path FROM raw.csv_files WHERE batch_id = %s", (first.batch_id,)
+    ).fetchone() == ("copy_csv",)
 
 
 # -- crafted records ------------------------------------------------------------------------------
@@ -280,7 +286,7 @@ def disposition(
         (str(d), r)
         for d, r in db.execute(
             "SELECT d.disposition, d.reason FROM staging.dispositions d"
-            " JOIN raw.records r USING (raw_record_id)"
+            f" JOIN {ALL_RAW} USING (raw_record_id)"
             " WHERE r.source = %s AND r.entity = %s AND r.source_id = %s ORDER BY r.raw_record_id",
             (source, entity, source_id),
         ).fetchall()

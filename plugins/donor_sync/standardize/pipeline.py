@@ -213,7 +213,10 @@ def standardize_batches(
         def read(low: int, high: int) -> tuple[list[tuple[Projection, pd.DataFrame]], dict[int, Decision]]:
             chunk = scope.chunk_scope
             frames = [
-                (by_key[key], read_frame(conn, by_key[key].query(chunk(batches_of[key], low, high))))
+                (
+                    by_key[key],
+                    read_frame(conn, by_key[key].query(chunk(batches_of[key], low, high), (low, high))),
+                )
                 for key in sorted(by_key)
                 if any(p.key == key and p.high >= low and p.low <= high for p in projected)
             ]
@@ -391,7 +394,9 @@ def restandardize_record(
     :param release: stage it as it is (raises CannotReleaseError when a record rule still fails).
     :param resolution: how its open quarantine row is closed if it is staged now.
     """
-    frame = read_frame(conn, projection.query(scope.records_scope([raw_record_id])))
+    frame = read_frame(
+        conn, projection.query(scope.records_scope([raw_record_id]), (raw_record_id, raw_record_id))
+    )
     routed, skipped = standardize_part(
         frame,
         projection,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -101,21 +101,37 @@ class Projection:
     priority: int = 1
     options: ParseOptions = field(default_factory=ParseOptions)
     encoding_fields: Mapping[str, str] = field(default_factory=dict)
+    relation: str = "records"
 
     @property
     def key(self) -> tuple[str, str]:
         """Return (source, entity)."""
         return (self.source, self.entity)
 
-    def query(self, scope: sql.Composable) -> sql.Composable:
-        """Return the projection over the records ``scope`` selects."""
+    def query(self, scope: sql.Composable, span: tuple[int, int] | None = None) -> sql.Composable:
+        """Return the projection over the records ``scope`` selects.
+
+        :param span: the raw_record_id range ``scope`` lies in, when known: CSV projections read
+            only that range of each file's table.
+        """
         if isinstance(self.template, sql.SQL):
             return self.template.format(scope=scope)
-        return sql.Composed([scope if part == _SCOPE else part for part in self.template])
+        low, high = (sql.Literal(span[0]), sql.Literal(span[1])) if span else (sql.NULL, sql.NULL)
+        marks = {id(_SCOPE): scope, id(_LOW): low, id(_HIGH): high}
+        return sql.Composed([marks.get(id(part), part) for part in self.template])
+
+    def rows(self, batch_ids: Sequence[int]) -> sql.Composable:
+        """Return the relation (alias ``r``, raw.records' columns) this projection's records are in."""
+        if self.relation == _CSV_RELATION:
+            return sql.SQL("raw.csv_records({}::bigint[]) r").format(sql.Literal(list(batch_ids)))
+        return sql.SQL("raw.records r")
 
 
-#: Stand-in for the scope inside a composed template (CSV projections).
+#: Stand-ins for the scope and the id span inside a composed template (CSV projections).
 _SCOPE = sql.SQL("/*scope*/")
+_LOW = sql.SQL("/*low*/")
+_HIGH = sql.SQL("/*high*/")
+_CSV_RELATION = "csv_rows"
 
 #: Is a Stripe event a charge.* event carrying the charge? (The same test as stripe_event.sql.)
 _CHARGE_EVENT = (
@@ -180,73 +196,85 @@ def sql_projections(directory: Path | None = None) -> list[Projection]:
     return out
 
 
-def csv_projection(fmt: CsvFormatLike, *, only_format_for_source: bool = True) -> Projection:
+def csv_projection(fmt: CsvFormatLike) -> Projection:
     """Generate the projection of one CSV export format from its ``columns`` mapping.
 
-    Every mapped header is read from ``payload.row`` in one pass (jsonb_to_record with the headers
-    as column names). Without a mapped gift id the row's own source id is the gift's id, and without
-    a mapped donor id each row is its own donor appearance (its source id again).
-
-    :param only_format_for_source: rows whose CSV file record is gone (purged) are read as this
-        format only when no other format shares its source.
+    A file's rows come from ``raw.csv_file_rows`` (its table, the id range of the chunk), each mapped
+    header read from the cells by its position in that file's header (files of one format may
+    order their columns differently). Without a mapped gift id the row's own source id is the
+    gift's id, and without a mapped donor id each row is its own donor appearance (its source id
+    again).
     """
     unknown = sorted(set(fmt.columns) - INTAKE_FIELDS)
     if unknown:
         raise ValueError(f"CSV format {fmt.name}: not intake fields: {', '.join(unknown)}")
     headers = sorted(set(fmt.columns.values()))
-    record_def = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(h)) for h in headers)
+    slot = {header: sql.Identifier(f"h{i}") for i, header in enumerate(headers)}
+    positions = sql.SQL(", ").join(
+        sql.SQL("array_position(f.headers, {}) AS {}").format(sql.Literal(h), slot[h]) for h in headers
+    )
     carries_gift = bool(set(fmt.columns) & set(GIFT_FIELDS))
+
+    def cell(header: str) -> sql.Composable:
+        return sql.SQL("c.cells[p.{}]").format(slot[header])
+
     selected: list[sql.Composable] = []
     for intake_field, header in sorted(fmt.columns.items()):
         if intake_field in {"gift_source_id", "donor_source_id"}:
             continue
-        selected.append(sql.SQL("x.{} AS {}").format(sql.Identifier(header), sql.Identifier(intake_field)))
+        selected.append(sql.SQL("r.{} AS {}").format(slot[header], sql.Identifier(intake_field)))
     gift_id = (
-        sql.SQL("coalesce(nullif(btrim(x.{}), ''), r.source_id)").format(
-            sql.Identifier(fmt.columns["gift_source_id"])
-        )
+        sql.SQL("coalesce(nullif(btrim(r.{}), ''), r.source_id)").format(slot[fmt.columns["gift_source_id"]])
         if "gift_source_id" in fmt.columns
         else sql.SQL("r.source_id")
     )
     donor_id = (
-        sql.SQL("coalesce(nullif(btrim(x.{}), ''), r.source_id)").format(
-            sql.Identifier(fmt.columns["donor_source_id"])
-        )
+        sql.SQL("coalesce(nullif(btrim(r.{}), ''), r.source_id)").format(slot[fmt.columns["donor_source_id"]])
         if "donor_source_id" in fmt.columns
         else sql.SQL("r.source_id")
     )
-    file_filter = (
-        sql.SQL("coalesce(f.format, {name}) = {name}")
-        if only_format_for_source
-        else sql.SQL("f.format = {name}")
-    ).format(name=sql.Literal(fmt.name))
-    template = sql.SQL(
-        """
+    template = sql.Composed(
+        [
+            sql.SQL(
+                """
         SELECT r.raw_record_id, r.batch_id, r.source, r.entity, r.source_id, r.source_updated_at,
                r.entity AS object_entity, r.source_id AS object_id,
                NULL::text AS skip_reason, NULL::text AS linked_source, NULL::text AS linked_gift_id,
                {donor_id} AS source_donor_id,
-               CASE WHEN jsonb_typeof(r.payload -> 'encoding_errors') = 'array'
-                         AND jsonb_array_length(r.payload -> 'encoding_errors') > 0
-                    THEN (r.payload -> 'encoding_errors')::text END AS encoding_errors,
+               r.encoding_errors,
                {donor_id} AS donor_source_id,
                {gift_id} AS gift_source_id,
                {selected}
-        FROM raw.records r
-        LEFT JOIN raw.csv_files f ON f.csv_file_id = r.csv_file_id
-        LEFT JOIN LATERAL jsonb_to_record(staging.as_object(r.payload -> 'row')) AS x ({record_def}) ON true
-        WHERE r.source = {source} AND r.entity = 'csv_row' AND {file_filter} AND {scope}
-        """
-    ).format(
-        donor_id=donor_id,
-        gift_id=gift_id if carries_gift else sql.SQL("NULL::text"),
-        selected=sql.SQL(",\n               ").join(selected)
-        if selected
-        else sql.SQL("NULL::text AS comment"),
-        record_def=record_def,
-        source=sql.Literal(fmt.source),
-        file_filter=file_filter,
-        scope=_SCOPE,
+        FROM (
+            SELECT c.raw_record_id, f.batch_id, f.source::text AS source, 'csv_row'::text AS entity,
+                   raw.csv_source_id(c.source_id, f.sha256, c.row_number) AS source_id,
+                   NULL::timestamptz AS source_updated_at,
+                   CASE WHEN cardinality(c.encoding_errors) > 0 THEN to_jsonb(c.encoding_errors)::text
+                   END AS encoding_errors,
+                   {cells}
+            FROM raw.csv_files f
+            CROSS JOIN LATERAL (SELECT {positions}) p
+            CROSS JOIN LATERAL raw.csv_file_rows(f.csv_file_id, """
+            ).format(
+                donor_id=donor_id,
+                gift_id=gift_id if carries_gift else sql.SQL("NULL::text"),
+                selected=sql.SQL(",\n               ").join(selected)
+                if selected
+                else sql.SQL("NULL::text AS comment"),
+                cells=sql.SQL(", ").join(sql.SQL("{} AS {}").format(cell(h), slot[h]) for h in headers),
+                positions=positions,
+            ),
+            _LOW,
+            sql.SQL(", "),
+            _HIGH,
+            sql.SQL(
+                """) c
+            WHERE f.source = {source} AND f.format = {name}
+        ) r
+        WHERE """
+            ).format(source=sql.Literal(fmt.source), name=sql.Literal(fmt.name)),
+            _SCOPE,
+        ]
     )
     return Projection(
         source=fmt.source,
@@ -260,6 +288,7 @@ def csv_projection(fmt: CsvFormatLike, *, only_format_for_source: bool = True) -
             thousands=fmt.thousands or "",
         ),
         encoding_fields={header: intake_field for intake_field, header in fmt.columns.items()},
+        relation=_CSV_RELATION,
     )
 
 
@@ -274,7 +303,7 @@ def all_projections(
     out = sql_projections(directory)
     seen = {p.key for p in out}
     for fmt in formats:
-        projection = csv_projection(fmt, only_format_for_source=per_source[fmt.source] == 1)
+        projection = csv_projection(fmt)
         if projection.key in seen and per_source[fmt.source] == 1:
             raise ValueError(f"CSV format {fmt.name}: source {fmt.source!r} already has a projection")
         out.append(projection)

@@ -270,7 +270,9 @@ def _restandardize(
     """Project one raw record again, standardize it with overrides (or released), and write the outcome."""
     formats = default_csv_formats() if csv_formats is None else list(csv_formats)
     row = conn.execute(
-        "SELECT source, entity FROM raw.records WHERE raw_record_id = %s", (record.raw_record_id,)
+        "SELECT source::text, entity FROM raw.records WHERE raw_record_id = %(id)s"
+        " UNION ALL SELECT source, 'csv_row' FROM raw.csv_record(%(id)s)",
+        {"id": record.raw_record_id},
     ).fetchone()
     if row is None:
         raise QuarantineError(

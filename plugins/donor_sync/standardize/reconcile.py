@@ -38,9 +38,8 @@ def reconcile(conn: psycopg.Connection, batch_ids: Sequence[int]) -> list[Mismat
         raw AS (
             SELECT r.batch_id, count(*) AS records,
                    count(*) FILTER (WHERE d.raw_record_id IS NULL) AS undecided
-              FROM raw.records r
+              FROM raw.all_records(%(ids)s::bigint[]) r
               LEFT JOIN staging.dispositions d ON d.raw_record_id = r.raw_record_id
-             WHERE r.batch_id = ANY(%(ids)s)
              GROUP BY r.batch_id
         ),
         decided AS (

@@ -1,16 +1,14 @@
 """Land a sandbox sample-data folder (``python -m sandbox.datagen``) into ``raw`` as extraction would.
 
 Tests and benchmarks of standardization start from raw records shaped exactly like the
-extractors' (API objects with their entity and timestamp, CSV rows as ``{"row", "line",
-"encoding_errors", "raw_line_b64"}`` payloads), without running the emulators or the CSV loader.
-One batch per stream, marked 'loaded'.
+extractors' (API objects with their entity and timestamp), without running the emulators; CSV
+exports go through the CSV loader itself (a table per file). One batch per stream or file, marked
+'loaded'.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,39 +69,49 @@ def jsonl_records(path: Path, source: str, entity: str | None) -> Iterator[RawRe
             yield RawRecord(entity or str(obj["object"]), str(obj["id"]), obj, _timestamp(source, obj))
 
 
-def csv_records(path: Path, sample: SampleCsv) -> Iterator[RawRecord]:
-    """Yield one raw record per data row of a sample CSV export, in the CSV loader's payload shape.
+def land_csv_sample(
+    conn: psycopg.Connection,
+    path: Path,
+    format_name: str,
+    *,
+    run_id: UUID | None = None,
+    limit: int | None = None,
+    workdir: Path | None = None,
+) -> int:
+    """Land a sample CSV export with the CSV loader, as its export format reads it; return its batch id.
 
-    Bytes that are not valid in the file's encoding are decoded as U+FFFD, their headers listed in
-    ``encoding_errors`` and the physical line kept as base64, as the CSV loader does.
+    The file stays where it is (nothing is archived). ``limit`` lands only its first rows (a copy
+    of them written to ``workdir``, in the file's encoding, invalid bytes kept).
     """
-    data = path.read_bytes()
-    codec = "utf-8" if sample.encoding == "utf-8-sig" else sample.encoding
-    if sample.encoding == "utf-8-sig" and data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    lines = data.decode(codec, errors="surrogateescape").splitlines(keepends=True)
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    reader = csv.reader(iter(lines))
-    header = next(reader)
-    start = reader.line_num
-    for cells in reader:
-        end = reader.line_num
-        physical = "".join(lines[start:end])
-        line_no = start + 1
-        start = end
-        row: dict[str, str] = {}
-        bad: list[str] = []
-        for name, cell in zip(header, cells, strict=False):
-            clean = cell.encode(codec, errors="surrogateescape").decode(codec, errors="replace")
-            if clean != cell:
-                bad.append(name)
-            row[name] = clean
-        payload: dict[str, Any] = {"row": row, "line": line_no, "encoding_errors": bad}
-        if bad:
-            raw = physical.encode(codec, errors="surrogateescape").rstrip(b"\r\n")
-            payload["raw_line_b64"] = base64.b64encode(raw).decode("ascii")
-        source_id = row.get(sample.id_header) or f"{digest}:{line_no}"
-        yield RawRecord("csv_row", source_id, payload, None)
+    from donor_sync.sources.csv_drop import formats_dir, load_formats
+    from donor_sync.sources.csv_drop.loader import file_sha256, load_file
+    from donor_sync.sources.csv_drop.readiness import DropFile
+
+    fmt = load_formats(formats_dir())[format_name]
+    known = conn.execute(
+        "SELECT batch_id FROM raw.csv_files WHERE sha256 = %s", (file_sha256(path),)
+    ).fetchone()
+    if known is not None and limit is None:  # landed before: the loader loads each file once
+        return int(known[0])
+    if limit is not None:
+        path = _head(path, fmt.encoding, limit, (workdir or path.parent) / f"head_{limit}_{path.name}")
+    outcome = load_file(conn, DropFile.stat(path), fmt, sha256=file_sha256(path), run_id=run_id)
+    conn.commit()
+    return outcome.batch_id
+
+
+def _head(path: Path, encoding: str, limit: int, out: Path) -> Path:
+    codec = "utf-8-sig" if encoding.startswith("utf") else encoding
+    with (
+        path.open(encoding=codec, errors="surrogateescape", newline="") as src,
+        out.open("w", encoding=codec, errors="surrogateescape", newline="") as dst,
+    ):
+        writer = csv.writer(dst, lineterminator="\r\n")
+        for i, row in enumerate(csv.reader(src)):
+            if i > limit:
+                break
+            writer.writerow(row)
+    return out
 
 
 def land_sample(conn: psycopg.Connection, data_dir: Path, *, run_id: UUID | None = None) -> dict[str, int]:
@@ -123,14 +131,7 @@ def land_sample(conn: psycopg.Connection, data_dir: Path, *, run_id: UUID | None
     for name, sample in SAMPLE_CSVS.items():
         path = data_dir / "csv" / f"{name}.csv"
         if path.exists():
-            batches[f"{sample.source}/{name}"] = _land(
-                conn,
-                source=sample.source,
-                stream=name,
-                channel="csv",
-                run_id=run_id,
-                records=csv_records(path, sample),
-            )
+            batches[f"{sample.source}/{name}"] = land_csv_sample(conn, path, name, run_id=run_id)
     return batches
 
 

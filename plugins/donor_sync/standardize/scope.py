@@ -53,9 +53,13 @@ class BatchPart:
 def discover(conn: psycopg.Connection, batch_ids: Sequence[int]) -> list[BatchPart]:
     """Return each batch's (source, entity) parts with their counts and raw_record_id spans."""
     rows = conn.execute(
-        "SELECT batch_id, source, entity, count(*), min(raw_record_id), max(raw_record_id)"
-        " FROM raw.records WHERE batch_id = ANY(%s) GROUP BY 1, 2, 3 ORDER BY 5",
-        (list(batch_ids),),
+        "SELECT batch_id, source::text, entity, count(*), min(raw_record_id), max(raw_record_id)"
+        " FROM raw.records WHERE batch_id = ANY(%(ids)s) GROUP BY 1, 2, 3"
+        " UNION ALL"  # CSV rows: each file's count and id span are on its raw.csv_files row
+        " SELECT batch_id, source::text, 'csv_row', sum(rows), min(first_raw_record_id),"
+        " max(last_raw_record_id) FROM raw.csv_files WHERE batch_id = ANY(%(ids)s) AND rows > 0"
+        " GROUP BY 1, 2, 3 ORDER BY 5",
+        {"ids": list(batch_ids)},
     ).fetchall()
     return [BatchPart(int(b), str(s), str(e), int(n), int(lo), int(hi)) for b, s, e, n, lo, hi in rows]
 
@@ -87,9 +91,10 @@ def find_superseded(
             sql.SQL(
                 "SELECT r.raw_record_id, r.batch_id, r.source::text AS source, {entity} AS object_entity,"
                 " {object_id} AS object_id, r.source_updated_at, {priority} AS priority"
-                " FROM raw.records r {lateral}"
+                " FROM {rows} {lateral}"
                 " WHERE r.source = {source} AND r.entity = {kind} AND r.batch_id = ANY({batches})"
             ).format(
+                rows=projection.rows(batches),
                 entity=projection.identity.object_entity,
                 object_id=projection.identity.object_id,
                 priority=sql.Literal(projection.priority),

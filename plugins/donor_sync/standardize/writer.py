@@ -312,12 +312,14 @@ def close_superseded(conn: psycopg.Connection, temp: str, actor: str) -> set[int
                 UPDATE staging.quarantine q
                    SET released_at = now(), released_by = %(actor)s, resolution = 'superseded',
                        note = 'a newer version arrived: raw record ' || n.raw_record_id
-                  FROM {temp} n, raw.records old
+                  FROM {temp} n
                  WHERE q.released_at IS NULL AND n.disposition <> 'skipped'
                    AND q.source = n.source AND q.entity = n.object_entity AND q.source_id = n.object_id
                    AND q.raw_record_id <> n.raw_record_id
-                   AND old.raw_record_id = q.raw_record_id
-                   AND (coalesce(old.source_updated_at, '-infinity'), old.raw_record_id)
+                   -- CSV rows (not in raw.records) carry no source time: their order is their id
+                   AND (coalesce((SELECT old.source_updated_at FROM raw.records old
+                                   WHERE old.raw_record_id = q.raw_record_id), '-infinity'),
+                        q.raw_record_id)
                        < (coalesce(n.source_updated_at, '-infinity'), n.raw_record_id)
                 RETURNING q.raw_record_id, q.batch_id
             )
@@ -363,10 +365,9 @@ def write_entity_outcomes(
         conn.execute(
             sql.SQL(
                 "INSERT INTO {temp} SELECT r.raw_record_id, r.batch_id, k.disposition, k.reason"
-                " FROM raw.records r"
+                " FROM raw.all_records({batches}::bigint[]) r"
                 " JOIN (VALUES {kinds}) AS k (batch_id, source, entity, disposition, reason)"
                 " ON r.batch_id = k.batch_id AND r.source = k.source AND r.entity = k.entity"
-                " WHERE r.batch_id = ANY({batches})"
             ).format(
                 temp=sql.Identifier(temp),
                 kinds=sql.SQL(", ").join(
@@ -394,9 +395,14 @@ def write_entity_outcomes(
                 " SELECT r.raw_record_id, r.batch_id, r.source, r.entity, r.source_id,"
                 " jsonb_build_array(jsonb_build_object('rule', 'skip_entities', 'field', NULL,"
                 " 'code', 'unknown_entity', 'message', {message}::text, 'value', r.entity))"
-                " FROM {temp} d JOIN raw.records r USING (raw_record_id) WHERE d.disposition = 'quarantined'"
+                " FROM {temp} d JOIN raw.all_records({batches}::bigint[]) r USING (raw_record_id)"
+                " WHERE d.disposition = 'quarantined'"
                 " ON CONFLICT (raw_record_id) WHERE released_at IS NULL DO NOTHING"
-            ).format(temp=sql.Identifier(temp), message=sql.Literal(_UNKNOWN_ENTITY_MESSAGE))
+            ).format(
+                temp=sql.Identifier(temp),
+                message=sql.Literal(_UNKNOWN_ENTITY_MESSAGE),
+                batches=sql.Literal(sorted({part[0] for part in unknown_parts})),
+            )
         )
     if cleanup:
         for table in ("staging.donors", "staging.gifts"):

@@ -1,4 +1,4 @@
-"""CSV drops: export files dropped in a folder, loaded into ``raw.records`` once each, then archived.
+"""CSV drops: export files dropped in a folder, loaded into ``raw`` once each, then archived.
 
 ``load_drop_folder`` takes the folder's lock, then for each file at its top level: waits until it
 is quiet (and its ready marker, when its format asks for one), hashes it, skips bytes already
@@ -75,7 +75,7 @@ class CsvFileResult:
     :param status: ``loaded``; ``duplicate`` (its bytes were loaded before: nothing landed, archived);
         ``rejected`` (moved to rejected/ with an error sidecar); ``not_ready`` (left for a later run).
     :param batch_id: the raw.batches row of this load (of the earlier load, for a duplicate).
-    :param rows: data rows in the file; ``loaded``: rows newly landed in raw.records.
+    :param rows: data rows in the file; ``loaded``: rows landed in the file's table.
     :param error: why it was rejected, or why archiving failed (file, line, field; never cell content).
     :param detail: why it is not ready, or which load a duplicate repeats.
     :param moved_to: where it was moved (archive or rejected/), if it was.

@@ -1,125 +1,264 @@
-"""Rows of one file as a binary COPY stream into ``raw.records``: one payload per row, built once.
+"""Land one file's rows in its own table, ``raw.csv_file_<id>``: by Postgres' CSV parser when it reads
+the file exactly as Python's csv module would, else row by row.
 
-Each row becomes ``{"row": {header: cell}, "line": n, "encoding_errors": []}`` (plus
-``raw_line_b64`` for repaired rows), encoded with msgspec and framed in PostgreSQL's binary COPY
-format, so no text escaping is needed and the constant columns are framed once per file. The
-stream is written in blocks of about a megabyte; memory does not grow with the file.
+Two paths, one result (a test feeds both the same random files and compares every cell):
+
+* :func:`copy_csv`, the fast path: the file's bytes stream through ``COPY ... (FORMAT csv)``, so
+  Postgres parses them at ``psql \\copy`` speed. On the way, each block is decoded strictly
+  (transcoded to UTF-8 when the file is in another encoding), hashed, and scanned for what the two
+  parsers read differently: NUL characters, a quote that neither opens a cell nor closes or doubles
+  one (Postgres starts a quoted section there, the csv module keeps it as text), an end-of-data
+  marker line (``\\.``), and a one-column file (where a blank line is a row to Postgres). Any of
+  those, or a row Postgres refuses (wrong width, blank line, mixed line ends), raises
+  :class:`FastPathRefused` and the caller rolls back to its savepoint.
+* :func:`copy_rows`, the careful path: :class:`~donor_sync.sources.csv_drop.decoding.RowReader`
+  parses the file, skips blank lines, names the line and header of a malformed row, and keeps a
+  row whose bytes are invalid in the encoding with its cells decoded with U+FFFD, the headers
+  affected and its original bytes.
 """
 
 from __future__ import annotations
 
-import base64
-import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Final
+import codecs
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
 
-import msgspec
+import numpy as np
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
 
-from donor_sync.sources.csv_drop.decoding import RowReader
+from donor_sync.sources.csv_drop.decoding import FileEncoding, RowReader
 from donor_sync.sources.csv_drop.formats import CsvFormat
 
-ENTITY: Final = "csv_row"
 CHANNEL: Final = "csv"
-#: raw.records columns the stream fills, in stream order.
-COLUMNS: Final = (
-    "batch_id",
-    "source",
-    "entity",
-    "source_id",
-    "channel",
-    "fetched_at",
-    "payload",
-    "csv_file_id",
-    "csv_line",
-)
-_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)  # no OIDs, no header extension
-_TRAILER: Final = struct.pack(">h", -1)
-_PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND: Final = timedelta(microseconds=1)
-_BLOCK_ROWS: Final = 2048
-_INT4 = struct.Struct(">i")
-_JSONB_HEAD = struct.Struct(">iB")  # length, then jsonb's binary format version (1): the JSON text
+#: Bytes read, checked and sent per block on the fast path.
+BLOCK_BYTES: Final = 1 << 22
+_UTF8: Final = frozenset({"utf-8", "utf-8-sig"})
+_EOL: Final = (ord("\n"), ord("\r"))
 
 
-def _text(value: str) -> bytes:
-    data = value.encode("utf-8")
-    return _INT4.pack(len(data)) + data
+class FastPathRefused(Exception):  # noqa: N818 - a condition the caller handles, not a failure
+    """The file must be read row by row; ``reason`` says why (no cell content)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 @dataclass
-class StreamCounts:
-    """What a stream has framed so far."""
+class LandedRows:
+    """What landing one file wrote."""
 
     rows: int = 0
     repaired: int = 0
+    #: Whether no cell holds a line break, so that row n starts on line n + 1 (fast path only).
+    lines_are_rows: bool | None = None
+    path: str = "copy_csv"
+    blank_lines: int = 0
+    refused_because: str | None = None
+    _digest: Any = field(default=None, repr=False)
 
 
-def copy_blocks(
-    reader: RowReader,
-    fmt: CsvFormat,
-    *,
-    batch_id: int,
-    csv_file_id: int,
-    fetched_at: datetime,
-    sha256_hex: str,
-    counts: StreamCounts,
-) -> Iterator[bytes]:
-    """Yield the binary COPY stream of every row of ``reader`` for the :data:`COLUMNS` of raw.records.
+def create_rows_table(conn: psycopg.Connection, csv_file_id: int) -> sql.Composable:
+    """Create ``raw.csv_file_<id>`` from the file's raw.csv_files row; return its name as SQL."""
+    conn.execute("SELECT raw.csv_create_rows_table(%s)", (csv_file_id,))
+    return sql.Identifier("raw", f"csv_file_{csv_file_id}")
 
-    :param sha256_hex: the file's hash; ``<hash>:<line>`` is the source id of rows without one.
-    :param counts: filled in as rows are framed (rows, and rows repaired for bad bytes).
+
+def cell_columns(width: int, id_position: int | None) -> list[str]:
+    """Return the table columns of a file's cells in file order (the id column lands in source_id)."""
+    return ["source_id" if i == id_position else f"c{i}" for i in range(1, width + 1)]
+
+
+class _QuoteScanner:
+    """Find quotes the csv module and Postgres' COPY would read differently, a block at a time.
+
+    Counting quotes from the start of the file tells whether each one opens or closes a quoted
+    section. One that opens must follow a delimiter, a line end, the file's start or (a doubled
+    quote) a quote; one that closes must precede a delimiter, a line end, the end or a quote.
     """
-    head = struct.pack(">hiq", len(COLUMNS), 8, batch_id) + _text(fmt.source) + _text(ENTITY)
-    micros = (fetched_at - _PG_EPOCH) // _ONE_MICROSECOND
-    middle = _text(CHANNEL) + struct.pack(">iq", 8, micros)
-    tail = struct.pack(">iqi", 8, csv_file_id, 8)
-    header = reader.header
-    id_index = header.index(fmt.id_column) if fmt.id_column else -1
-    encode = msgspec.json.Encoder().encode
-    int4, jsonb_head = _INT4.pack, _JSONB_HEAD.pack
-    no_errors: list[str] = []
-    block: list[bytes] = [_SIGNATURE]
-    rows = 0
-    # The reader has checked every row's width against the header, so zip need not.
-    for line, cells in reader.rows():
-        try:
-            payload = encode(
-                {"row": dict(zip(header, cells, strict=False)), "line": line, "encoding_errors": no_errors}
-            )
-            if b"\\u0000" in payload:  # NUL: valid text, but Postgres text and jsonb cannot hold it
-                raise UnicodeError
-            source_id = cells[id_index].strip().encode() if id_index >= 0 else b""
-        except UnicodeError:
-            fixed = reader.repair(line, cells)
-            counts.repaired += 1
-            payload = encode(
-                {
-                    "row": dict(zip(header, fixed.cells, strict=False)),
-                    "line": line,
-                    "encoding_errors": fixed.encoding_errors,
-                    "raw_line_b64": base64.b64encode(fixed.raw).decode("ascii"),
-                }
-            )
-            source_id = fixed.cells[id_index].strip().encode() if id_index >= 0 else b""
-        if not source_id:
-            source_id = f"{sha256_hex}:{line}".encode()
-        block += (
-            head,
-            int4(len(source_id)),
-            source_id,
-            middle,
-            jsonb_head(len(payload) + 1, 1),
-            payload,
-            tail,
-            line.to_bytes(8, "big"),
-        )
-        rows += 1
-        if rows % _BLOCK_ROWS == 0:
-            counts.rows = rows
-            yield b"".join(block)
-            block.clear()
-    counts.rows = rows
-    block.append(_TRAILER)
-    yield b"".join(block)
+
+    def __init__(self, quote: int, delimiter: int) -> None:
+        self._quote = quote
+        self._allowed = np.zeros(256, dtype=bool)
+        self._allowed[[delimiter, *_EOL, quote]] = True
+        self._inside = False
+        self._previous = ord("\n")
+        self._must_follow_close = False
+
+    def feed(self, data: bytes) -> bool:
+        """Check the next block; return False at the first quote the two parsers would disagree on."""
+        if not data:
+            return True
+        array = np.frombuffer(data, dtype=np.uint8)
+        if self._must_follow_close and not self._allowed[array[0]]:
+            return False
+        positions = np.flatnonzero(array == self._quote)
+        if positions.size:
+            opening = np.arange(positions.size) % 2 == (1 if self._inside else 0)
+            before = np.where(positions > 0, array[np.maximum(positions - 1, 0)], self._previous)
+            if not self._allowed[before[opening]].all():
+                return False
+            closing = positions[~opening]
+            inner = closing[closing < array.size - 1]
+            if not self._allowed[array[inner + 1]].all():
+                return False
+            self._must_follow_close = bool(closing.size and closing[-1] == array.size - 1)
+            if positions.size % 2:
+                self._inside = not self._inside
+        else:
+            self._must_follow_close = False
+        self._previous = int(array[-1])
+        return True
+
+    def finish(self) -> bool:
+        """Return whether the file ended outside a quoted cell."""
+        return not self._inside
+
+
+def _single_byte(char: str) -> int | None:
+    return ord(char) if len(char) == 1 and ord(char) < 128 else None
+
+
+def copy_csv(
+    conn: psycopg.Connection,
+    path: Path,
+    table: sql.Composable,
+    fmt: CsvFormat,
+    encoding: FileEncoding,
+    *,
+    width: int,
+    id_position: int | None,
+    digest: Any,
+) -> LandedRows:
+    """Stream ``path`` through ``COPY ... (FORMAT csv, HEADER)`` into ``table``; hash it into ``digest``.
+
+    Run it inside a savepoint: on :class:`FastPathRefused` the COPY is aborted and the caller rolls
+    back and reads the file with :func:`copy_rows`.
+
+    :raises FastPathRefused: the file is one the two parsers could read differently, or Postgres
+        refused a row (the server's message, never the row's content, is the reason).
+    """
+    delimiter, quote = _single_byte(fmt.delimiter), _single_byte(fmt.quotechar)
+    if width < 2:
+        raise FastPathRefused("one column: a blank line would be a row to COPY")
+    if delimiter is None or quote is None:
+        raise FastPathRefused("delimiter or quote is not a single ASCII character")
+    columns = cell_columns(width, id_position)
+    statement = sql.SQL(
+        "COPY {table} ({columns}) FROM STDIN (FORMAT csv, HEADER true, DELIMITER {delimiter},"
+        " QUOTE {quote}, ESCAPE {quote}, ENCODING 'UTF8', FORCE_NOT_NULL ({columns}))"
+    ).format(
+        table=table,
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        delimiter=sql.Literal(fmt.delimiter),
+        quote=sql.Literal(fmt.quotechar),
+    )
+    transcode = encoding.codec not in _UTF8
+    decoder = codecs.getincrementaldecoder(encoding.codec)("strict")
+    scanner = _QuoteScanner(quote, delimiter)
+    newlines = 0
+    tail = b"\n"  # the bytes before the block, for the end-of-data marker check
+    landed = LandedRows()
+    try:
+        with conn.cursor() as cur:
+            with cur.copy(statement) as copy, path.open("rb", buffering=0) as handle:
+                first = True
+                while block := handle.read(BLOCK_BYTES):
+                    digest.update(block)
+                    out = _decoded(decoder, block, transcode, final=False)
+                    if first and encoding.codec == "utf-8-sig" and not transcode:
+                        out = out.removeprefix(codecs.BOM_UTF8)
+                    first = False
+                    _check_block(out, tail, scanner)
+                    newlines += out.count(b"\n")
+                    tail = out[-3:] if out else tail
+                    copy.write(out)
+                out = _decoded(decoder, b"", transcode, final=True)
+                _check_block(out, tail, scanner)
+                copy.write(out)
+                if not scanner.finish():
+                    raise FastPathRefused("ends inside a quoted cell")
+                if tail.endswith((b"\n\\.", b"\r\\.")):
+                    raise FastPathRefused("ends with an end-of-data marker line")
+            landed.rows = int(cur.rowcount)
+    except (pg_errors.DataError, pg_errors.ProgramLimitExceeded) as exc:
+        raise FastPathRefused(f"COPY refused a row: {exc.sqlstate} {exc.diag.message_primary}") from None
+    except pg_errors.QueryCanceled as exc:  # the COPY aborted by a refusal raised above
+        raise FastPathRefused(f"aborted: {exc.diag.message_primary}") from None
+    # Lines: the header's, one per row, and none inside cells (a last line may lack its line end).
+    # A line ends as the csv module's reader sees it: at CRLF, LF or a lone CR.
+    ended = tail.endswith(b"\n")
+    landed.lines_are_rows = newlines == landed.rows + (1 if ended else 0)
+    return landed
+
+
+def _line_breaks(out: bytes, tail: bytes) -> int:
+    """Return the line ends in ``out`` (CRLF, LF or a lone CR), a CRLF split from the block before counted once."""
+    crlf = out.count(b"\r\n") + (1 if out.startswith(b"\n") and tail.endswith(b"\r") else 0)
+    return out.count(b"\n") + out.count(b"\r") - crlf
+
+
+def _decoded(decoder: codecs.IncrementalDecoder, block: bytes, transcode: bool, *, final: bool) -> bytes:
+    """Return the block as UTF-8 bytes, validated (and transcoded when the file is not UTF-8)."""
+    try:
+        text = decoder.decode(block, final)
+    except UnicodeDecodeError:
+        raise FastPathRefused("bytes invalid in the encoding") from None
+    if "\x00" in text:
+        raise FastPathRefused("NUL characters")
+    return text.encode("utf-8") if transcode else block
+
+
+def _check_block(out: bytes, tail: bytes, scanner: _QuoteScanner) -> None:
+    if not scanner.feed(out):
+        raise FastPathRefused("a quote inside an unquoted cell, or text after a closing quote")
+    joined = tail + out
+    if b"\n\\.\n" in joined or b"\n\\.\r" in joined or b"\r\\.\r" in joined or b"\r\\.\n" in joined:
+        raise FastPathRefused("an end-of-data marker line")
+
+
+def copy_rows(
+    conn: psycopg.Connection,
+    reader: RowReader,
+    table: sql.Composable,
+    *,
+    id_position: int | None,
+    on_progress: Callable[[int], None] | None = None,
+) -> LandedRows:
+    """Write every row ``reader`` yields into ``table`` (with its line, and repairs of invalid bytes)."""
+    width = len(reader.header)
+    # row_number is written, not left to the table's identity: a refused COPY before this one may
+    # have drawn numbers from it (a sequence is not rolled back with the savepoint).
+    columns = ["line", *cell_columns(width, id_position), "encoding_errors", "raw_line"]
+    statement = sql.SQL("COPY {table} ({columns}) FROM STDIN").format(
+        table=table, columns=sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    landed = LandedRows(path="row_by_row")
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        write = copy.write_row
+        for line, cells in reader.rows():
+            landed.rows += 1
+            if any(_needs_repair(cell) for cell in cells):
+                fixed = reader.repair(line, cells)
+                landed.repaired += 1
+                write((line, *fixed.cells, fixed.encoding_errors, fixed.raw))
+            else:
+                write((line, *cells, None, None))
+            if on_progress is not None and landed.rows % 65536 == 0:
+                on_progress(landed.rows)
+    landed.blank_lines = reader.blank_lines
+    return landed
+
+
+def _needs_repair(cell: str) -> bool:
+    if "\x00" in cell:
+        return True
+    try:
+        cell.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

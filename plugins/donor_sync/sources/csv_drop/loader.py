@@ -1,11 +1,11 @@
-"""Load one dropped file into ``raw``: its batch, raw.csv_files row and records, in one transaction.
+"""Load one dropped file into ``raw``: its batch, raw.csv_files row and rows table, in one transaction.
 
-The records are COPYed straight into ``raw.records`` inside a savepoint. That is the fast path: a
-new file (new SHA-256) rarely holds a row already landed. When it does (an export that repeats
-earlier rows, or a file whose raw.csv_files row was purged), the unique version key refuses the
-COPY; the savepoint is rolled back and the file is read again through a temporary table and
-``INSERT ... ON CONFLICT DO NOTHING``, so re-landing changes nothing. Either way the file's
-raw.csv_files row (unique by hash) commits with its records and the batch counts, or not at all.
+The rows land in ``raw.csv_file_<id>`` (see include/sql/migrations/0007_csv_rows.sql), by COPY
+FORMAT csv inside a savepoint when Postgres reads the file exactly as the csv module would, else
+row by row (:mod:`donor_sync.sources.csv_drop.landing`). Either way the file's raw.csv_files row
+(unique by hash, so each file is loaded once) commits with its rows and the batch counts, or
+nothing does. A file repeating rows of an earlier file lands them again: they are new versions of
+those rows' objects, which standardization orders.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import hashlib
 import io
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Final
 from uuid import UUID
@@ -23,11 +22,19 @@ from uuid import UUID
 import charset_normalizer
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 
 from donor_sync.sources.csv_drop.decoding import SAMPLE_BYTES, FileEncoding, RowReader, resolve_encoding
 from donor_sync.sources.csv_drop.errors import CsvFileError, FileChanged
 from donor_sync.sources.csv_drop.formats import CsvFormat
-from donor_sync.sources.csv_drop.landing import CHANNEL, COLUMNS, StreamCounts, copy_blocks
+from donor_sync.sources.csv_drop.landing import (
+    CHANNEL,
+    FastPathRefused,
+    LandedRows,
+    copy_csv,
+    copy_rows,
+    create_rows_table,
+)
 from donor_sync.sources.csv_drop.readiness import DropFile
 from donor_sync.sources.raw_landing import fail_batch, finish_batch, open_batch
 
@@ -36,7 +43,6 @@ log = logging.getLogger(__name__)
 #: Fewest rows with invalid bytes that can reject a file as mis-encoded (see CsvFormat.encoding_error_limit).
 MIN_ENCODING_ERRORS_TO_REJECT: Final = 10
 _READ_BUFFER: Final = 1 << 20
-_TEMP_TABLE: Final = "__donor_sync__csv_landing"
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class LoadOutcome:
     loaded: int
     repaired: int
     encoding: str
+    #: ``copy_csv`` (Postgres parsed the file) or ``row_by_row``.
+    load_path: str = "copy_csv"
 
 
 class _HashingReader(io.RawIOBase):
@@ -103,10 +111,12 @@ def load_file(
     *,
     sha256: bytes,
     run_id: UUID | None,
+    allow_fast_path: bool = True,
 ) -> LoadOutcome:
-    """Land every row of ``file`` as one batch and one raw.csv_files row, committed together.
+    """Land every row of ``file`` in its own table, with its batch and raw.csv_files row, committed together.
 
     :param sha256: the hash read before (the duplicate check); the load re-hashes what it reads.
+    :param allow_fast_path: False reads the file row by row even when COPY could parse it (tests).
     :raises CsvFileError: the file cannot be loaded as ``fmt`` (the batch is marked failed).
     :raises FileChanged: the file changed while read (the batch is marked failed; retried next run).
     :raises psycopg.errors.UniqueViolation: on ``csv_files_sha256_key``, another loader landed the
@@ -116,11 +126,12 @@ def load_file(
     try:
         encoding, header = read_header(file.path, fmt, read_header_sample(file.path))
         _check_headers(file, fmt, header)
+        id_position = header.index(fmt.id_column) + 1 if fmt.id_column else None
         row = conn.execute(
             """
             INSERT INTO raw.csv_files (source, format, path, sha256, size_bytes, encoding,
-                                       file_modified_at, rows, batch_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s) RETURNING csv_file_id
+                                       file_modified_at, rows, batch_id, headers, id_position)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s) RETURNING csv_file_id
             """,
             (
                 fmt.source,
@@ -131,29 +142,32 @@ def load_file(
                 encoding.name,
                 file.modified_at,
                 batch_id,
+                header,
+                id_position,
             ),
         ).fetchone()
         assert row is not None
-        target = _Target(file, fmt, encoding, batch_id, int(row[0]), datetime.now(UTC), sha256)
-        try:
-            with conn.transaction():  # a savepoint: the fast path may be refused by the version key
-                counts = _copy_file(conn, target, direct=True)
-            loaded = counts.rows
-        except pg_errors.UniqueViolation as exc:
-            if exc.diag.constraint_name != "records_version_key":
-                raise
-            log.info("csv %s: some rows already landed; loading through ON CONFLICT", sha256.hex()[:12])
-            counts = _copy_file(conn, target, direct=False)
-            loaded = _insert_new(conn)
+        csv_file_id = int(row[0])
+        table = create_rows_table(conn, csv_file_id)
+        target = _Target(file, fmt, encoding, csv_file_id, table, header, id_position, sha256)
+        landed = _land(conn, target, allow_fast_path=allow_fast_path)
         conn.execute(
-            "UPDATE raw.csv_files SET rows = %s WHERE csv_file_id = %s", (counts.rows, target.csv_file_id)
+            """
+            UPDATE raw.csv_files f
+               SET rows = %s, lines_are_rows = %s, load_path = %s,
+                   first_raw_record_id = span.low, last_raw_record_id = span.high
+              FROM (SELECT min(raw_record_id) AS low, max(raw_record_id) AS high FROM raw.csv_rows
+                     WHERE csv_file_id = %s) span
+             WHERE f.csv_file_id = %s
+            """,
+            (landed.rows, landed.lines_are_rows, landed.path, csv_file_id, csv_file_id),
         )
-        finish_batch(conn, batch_id, read=counts.rows, loaded=loaded, cursor=None, reported=counts.rows)
+        finish_batch(conn, batch_id, read=landed.rows, loaded=landed.rows, cursor=None, reported=landed.rows)
     except CsvFileError as exc:
         fail_batch(conn, batch_id, exc.code)
         raise
     except (pg_errors.DataError, pg_errors.ProgramLimitExceeded) as exc:
-        # A value Postgres cannot store (e.g. an id cell too long for the version key's index).
+        # A value Postgres cannot store on the careful path (it has no other way to read the file).
         fail_batch(conn, batch_id, type(exc).__name__)
         # The server's primary message names the problem, never the row's content (its detail and
         # context, which can quote the row, are left out).
@@ -166,7 +180,9 @@ def load_file(
     except BaseException as exc:
         fail_batch(conn, batch_id, type(exc).__name__)
         raise
-    return LoadOutcome(batch_id, target.csv_file_id, counts.rows, loaded, counts.repaired, encoding.name)
+    return LoadOutcome(
+        batch_id, csv_file_id, landed.rows, landed.rows, landed.repaired, encoding.name, landed.path
+    )
 
 
 def _check_headers(file: DropFile, fmt: CsvFormat, header: list[str]) -> None:
@@ -190,65 +206,77 @@ def _check_headers(file: DropFile, fmt: CsvFormat, header: list[str]) -> None:
 
 @dataclass(frozen=True)
 class _Target:
-    """One file being landed: what it is, how it is read, and the batch and file rows it lands under."""
+    """One file being landed: what it is, how it is read, and the file row and table it lands in."""
 
     file: DropFile
     fmt: CsvFormat
     encoding: FileEncoding
-    batch_id: int
     csv_file_id: int
-    fetched_at: datetime
+    table: sql.Composable
+    header: list[str]
+    id_position: int | None
     sha256: bytes
 
 
-def _copy_file(conn: psycopg.Connection, target: _Target, *, direct: bool) -> StreamCounts:
-    """COPY every row of the file into raw.records (``direct``) or the temporary landing table."""
-    table = "raw.records" if direct else _TEMP_TABLE
-    if not direct:
-        conn.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP_TABLE} (batch_id bigint, source text, entity text,"
-            " source_id text, channel text, fetched_at timestamptz, payload jsonb, csv_file_id bigint,"
-            " csv_line bigint) ON COMMIT DELETE ROWS"
-        )
-        conn.execute(f"TRUNCATE {_TEMP_TABLE}")
-    file, counts = target.file, StreamCounts()
+def _land(conn: psycopg.Connection, target: _Target, *, allow_fast_path: bool) -> LandedRows:
+    """Land the file by COPY FORMAT csv if Postgres reads it as the csv module would, else row by row."""
+    tag = target.sha256.hex()[:12]
+    refused = "not allowed" if not allow_fast_path else None
+    if allow_fast_path:
+        digest = hashlib.sha256()
+        try:
+            with conn.transaction():  # a savepoint: a refusal leaves nothing behind
+                landed = copy_csv(
+                    conn,
+                    target.file.path,
+                    target.table,
+                    target.fmt,
+                    target.encoding,
+                    width=len(target.header),
+                    id_position=target.id_position,
+                    digest=digest,
+                )
+        except FastPathRefused as exc:
+            refused = exc.reason
+        else:
+            _check_unchanged(target, digest.digest())
+            return landed
+    log.info("csv %s: read row by row (%s)", tag, refused)
+    landed = _copy_rows(conn, target)
+    landed.refused_because = refused
+    return landed
+
+
+def _check_unchanged(target: _Target, digest: bytes) -> None:
+    if digest != target.sha256 or not target.file.unchanged():
+        raise FileChanged(f"{target.file.path.name} changed while it was read")
+
+
+def _copy_rows(conn: psycopg.Connection, target: _Target) -> LandedRows:
+    """Read the file with the csv module and write its rows (the careful path)."""
+    file = target.file
     with file.path.open("rb", buffering=0) as raw:
         hashing = _HashingReader(raw)
         buffered = io.BufferedReader(hashing, buffer_size=_READ_BUFFER)
         reader = RowReader(buffered, target.encoding, target.fmt, file_name=file.path.name)
-        blocks = copy_blocks(
-            reader,
-            target.fmt,
-            batch_id=target.batch_id,
-            csv_file_id=target.csv_file_id,
-            fetched_at=target.fetched_at,
-            sha256_hex=target.sha256.hex(),
-            counts=counts,
-        )
-        with (
-            conn.cursor() as cur,
-            cur.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy,
-        ):
-            for block in blocks:
-                copy.write(block)
-            _check_encoding_share(target, counts)
-            buffered.read()  # anything after the last row (nothing, for a well-formed file) is hashed too
-            if hashing.digest.digest() != target.sha256 or not file.unchanged():
-                raise FileChanged(f"{file.path.name} changed while it was read")
-    if reader.blank_lines:
-        log.info("csv %s: %s blank lines skipped", target.sha256.hex()[:12], reader.blank_lines)
-    if counts.repaired:
+        landed = copy_rows(conn, reader, target.table, id_position=target.id_position)
+        _check_encoding_share(target, landed)
+        buffered.read()  # anything after the last row (nothing, for a well-formed file) is hashed too
+        _check_unchanged(target, hashing.digest.digest())
+    if landed.blank_lines:
+        log.info("csv %s: %s blank lines skipped", target.sha256.hex()[:12], landed.blank_lines)
+    if landed.repaired:
         log.warning(
             "csv %s: %s of %s rows have bytes invalid in %s; kept with their raw bytes for quarantine",
             target.sha256.hex()[:12],
-            counts.repaired,
-            counts.rows,
+            landed.repaired,
+            landed.rows,
             target.encoding.name,
         )
-    return counts
+    return landed
 
 
-def _check_encoding_share(target: _Target, counts: StreamCounts) -> None:
+def _check_encoding_share(target: _Target, counts: LandedRows) -> None:
     """Reject the file when too many rows do not decode: its encoding, not a few rows, is wrong."""
     limit = target.fmt.encoding_error_limit
     if counts.repaired < MIN_ENCODING_ERRORS_TO_REJECT or counts.repaired <= limit * counts.rows:
@@ -264,12 +292,3 @@ def _check_encoding_share(target: _Target, counts: StreamCounts) -> None:
         field="encoding",
         format_name=target.fmt.name,
     )
-
-
-def _insert_new(conn: psycopg.Connection) -> int:
-    """Move the landed rows into raw.records, skipping versions already held; return how many were new."""
-    columns = ", ".join(COLUMNS)
-    return conn.execute(
-        f"INSERT INTO raw.records ({columns}) SELECT {columns} FROM {_TEMP_TABLE}"
-        " ON CONFLICT (source, entity, source_id, payload_sha256) DO NOTHING"
-    ).rowcount
