@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import json
@@ -22,6 +21,7 @@ from donor_sync.db import connect
 from donor_sync.observability import runs
 from donor_sync.sources import csv_drop
 from donor_sync.sources.csv_drop import CsvFileResult, CsvFormat, formats_dir, load_drop_folder, load_formats
+from donor_sync.sources.csv_drop.rows import CsvRow, batch_rows, count_rows, source_rows
 from sandbox.datagen import GenerationConfig, generate
 
 BANK = "bank_cheque_export.csv"
@@ -71,11 +71,29 @@ def _truth_rows(sample: Path, name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _payloads(conn: psycopg.Connection, source: str) -> dict[str, dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT source_id, payload FROM raw.records WHERE source = %s AND entity = 'csv_row'", (source,)
-    ).fetchall()
-    return dict(rows)
+def _rows_by_id(conn: psycopg.Connection, source: str) -> dict[str, CsvRow]:
+    """Return the landed rows of one source by source id (each id once: one file per source here)."""
+    rows = source_rows(conn, source)
+    by_id = {row.source_id: row for row in rows}
+    assert len(by_id) == len(rows), "a source id landed twice"
+    return by_id
+
+
+def _rows_of(conn: psycopg.Connection, result: CsvFileResult) -> list[CsvRow]:
+    """Return the rows one load landed, in file order."""
+    assert result.batch_id is not None
+    return batch_rows(conn, result.batch_id)
+
+
+def _assert_nothing_landed(conn: psycopg.Connection) -> None:
+    """No CSV row, no raw record, no file row and no rows table: a failed load leaves nothing."""
+    assert count_rows(conn) == 0
+    assert conn.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM raw.csv_files").fetchone() == (0,)
+    tables = conn.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'raw' AND tablename ~ '^csv_file_[0-9]+$'"
+    ).fetchone()
+    assert tables == (0,)
 
 
 def test_both_exports_land_every_row_once_and_are_archived(
@@ -89,9 +107,9 @@ def test_both_exports_land_every_row_once_and_are_archived(
     results = _by_name(_load(db, drop, formats))
 
     truth = _truth_rows(sample, "records.csv")
-    for name, fmt_name, source in (
-        (BANK, "bank_cheque_export", "bank_cheque"),
-        (EVENT, "event_platform_export", "event_platform"),
+    for name, fmt_name, source, load_path in (
+        (BANK, "bank_cheque_export", "bank_cheque", "copy_csv"),  # cp1252, every byte valid
+        (EVENT, "event_platform_export", "event_platform", "row_by_row"),  # has invalid UTF-8 rows
     ):
         expected = manifest[f"csv/{name}"]
         result = results[name]
@@ -102,7 +120,9 @@ def test_both_exports_land_every_row_once_and_are_archived(
             expected,
         )
         ids = {r["source_record_id"] for r in truth if r["source"] == f"csv/{name.removesuffix('.csv')}"}
-        assert set(_payloads(db, source)) == ids
+        rows = _rows_of(db, result)
+        assert len(rows) == expected
+        assert {r.source_id for r in rows} == ids
         batch = db.execute(
             "SELECT source, stream, channel, status, records_read, records_loaded, records_reported"
             " FROM raw.batches WHERE batch_id = %s",
@@ -111,22 +131,33 @@ def test_both_exports_land_every_row_once_and_are_archived(
         assert batch == (source, fmt_name, "csv", "loaded", expected, expected, expected)
         sha = hashlib.sha256(originals[name]).digest()
         file_row = db.execute(
-            "SELECT format, rows, batch_id, archived_to FROM raw.csv_files WHERE sha256 = %s", (sha,)
+            "SELECT csv_file_id, format, rows, batch_id, archived_to, load_path FROM raw.csv_files"
+            " WHERE sha256 = %s",
+            (sha,),
         ).fetchone()
         assert file_row is not None
-        assert file_row[:3] == (fmt_name, expected, result.batch_id)
-        archived = Path(file_row[3])
+        csv_file_id = file_row[0]
+        assert file_row[1:4] == (fmt_name, expected, result.batch_id)
+        assert file_row[5] == load_path
+        archived = Path(file_row[4])
         assert archived == result.moved_to
         assert archived.read_bytes() == originals[name]
         assert archived.relative_to(drop / "archive").as_posix() == (
             f"{LATER:%Y/%m/%d}/{sha.hex()[:12]}_{name}"
         )
-        lines = db.execute(
-            "SELECT count(*) FROM raw.records WHERE batch_id = %s AND csv_line = (payload->>'line')::bigint"
-            " AND csv_file_id IS NOT NULL AND channel = 'csv'",
-            (result.batch_id,),
-        ).fetchone()
-        assert lines == (expected,)
+        # Every row names its file and the line it starts on: no cell of these exports spans lines
+        # (one line end per row and the header's), so row n starts on line n + 1, whichever path.
+        assert originals[name].count(b"\n") == expected + 1
+        assert {r.csv_file_id for r in rows} == {csv_file_id}
+        assert [(r.row_number, r.line) for r in rows] == [(n, n + 1) for n in range(1, expected + 1)]
+        # What standardization reads (raw.records' shape) agrees with the rows.
+        records = db.execute(
+            "SELECT raw_record_id, source_id, channel, csv_file_id, csv_line FROM raw.all_records(%s)"
+            " ORDER BY raw_record_id",
+            ([result.batch_id],),
+        ).fetchall()
+        assert records == [(r.raw_record_id, r.source_id, "csv", csv_file_id, r.line) for r in rows]
+    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)  # CSV rows land apart
     assert sorted(p.name for p in drop.iterdir()) == ["archive"]
 
 
@@ -134,23 +165,27 @@ def test_cp1252_export_decodes_accents_and_keeps_cells_exactly(
     db: psycopg.Connection, sample: Path, drop: Path, formats: dict[str, CsvFormat]
 ) -> None:
     shutil.copy(sample / "csv" / BANK, drop / BANK)
-    _load(db, drop, formats)
-    payloads = _payloads(db, "bank_cheque")
+    [result] = _load(db, drop, formats)
+    landed = _rows_by_id(db, "bank_cheque")
     persons = {p["person_id"]: p for p in _truth_rows(sample, "persons.csv")}
     records = {r["source_record_id"]: r for r in _truth_rows(sample, "records.csv")}
     accented = {
         ref: persons[records[ref]["person_id"]]["city"]
-        for ref in payloads
+        for ref in landed
         if not persons[records[ref]["person_id"]]["city"].isascii()
     }
     assert "Montréal" in accented.values()
     for ref, city in accented.items():
-        assert payloads[ref]["row"]["City"] == city
+        assert landed[ref].cells["City"] == city
     # Every cell is the file's text as cp1252 decodes it (empty cells kept, no stray characters).
     with (sample / "csv" / BANK).open(encoding="cp1252", newline="") as handle:
-        for row in csv.DictReader(handle):
-            assert payloads[row["Reference"]]["row"] == row
-    assert all("\ufffd" not in json.dumps(p, ensure_ascii=False) for p in payloads.values())
+        file_rows = list(csv.DictReader(handle))
+    assert len(file_rows) == len(landed) == result.rows
+    for cells in file_rows:
+        assert landed[cells["Reference"]].cells == cells
+    for row in landed.values():
+        assert (row.encoding_errors, row.raw_line) == ([], None)
+        assert all("\ufffd" not in cell for cell in row.cells.values())
 
 
 def test_utf8_bom_is_stripped_from_the_first_header(
@@ -159,10 +194,15 @@ def test_utf8_bom_is_stripped_from_the_first_header(
     assert (sample / "csv" / EVENT).read_bytes().startswith(b"\xef\xbb\xbf")
     shutil.copy(sample / "csv" / EVENT, drop / EVENT)
     _load(db, drop, formats)
-    payload = next(iter(_payloads(db, "event_platform").values()))
-    assert "Order ID" in payload["row"]
-    assert not any(key.startswith("\ufeff") for key in payload["row"])
-    assert db.execute("SELECT encoding FROM raw.csv_files").fetchone() == ("utf-8-sig",)
+    rows = source_rows(db, "event_platform")
+    assert rows
+    for row in rows:
+        assert "Order ID" in row.cells
+        assert not any(key.startswith("\ufeff") for key in row.cells)
+    assert db.execute("SELECT encoding, headers[1] FROM raw.csv_files").fetchone() == (
+        "utf-8-sig",
+        "Order ID",
+    )
 
 
 def test_invalid_utf8_rows_keep_their_bytes_and_name_the_bad_header(
@@ -179,20 +219,22 @@ def test_invalid_utf8_rows_keep_their_bytes_and_name_the_bad_header(
     assert result.status == "loaded"
     assert result.encoding_errors == len(bad)
     file_lines = (sample / "csv" / EVENT).read_bytes().split(b"\n")
-    payloads = _payloads(db, "event_platform")
-    assert len(payloads) == result.rows
-    for order_id, payload in payloads.items():
+    landed = _rows_by_id(db, "event_platform")
+    assert len(landed) == result.rows
+    assert db.execute("SELECT load_path FROM raw.csv_files").fetchone() == ("row_by_row",)
+    for order_id, row in landed.items():
         if order_id not in bad:
-            assert payload["encoding_errors"] == []
-            assert "raw_line_b64" not in payload
+            assert row.encoding_errors == []
+            assert row.raw_line is None
             continue
-        assert payload["encoding_errors"] == [bad[order_id]]
-        raw = base64.b64decode(payload["raw_line_b64"])
-        assert raw == file_lines[payload["line"] - 1] + b"\n"  # the exact bytes, line end included
-        assert payload["row"][bad[order_id]] == raw.split(b",")[3].decode("utf-8", "replace")
-        assert "\ufffd" in payload["row"][bad[order_id]]
+        assert row.encoding_errors == [bad[order_id]]
+        raw = row.raw_line
+        assert row.line is not None
+        assert raw == file_lines[row.line - 1] + b"\n"  # the exact bytes, line end included
+        assert row.cells[bad[order_id]] == raw.split(b",")[3].decode("utf-8", "replace")
+        assert "\ufffd" in row.cells[bad[order_id]]
         # The other cells are intact.
-        assert payload["row"]["Order ID"] == order_id
+        assert row.cells["Order ID"] == order_id
 
 
 def test_same_file_again_and_same_bytes_renamed_are_duplicates(
@@ -208,38 +250,67 @@ def test_same_file_again_and_same_bytes_renamed_are_duplicates(
     assert duplicate.batch_id == loaded.batch_id
     assert duplicate.moved_to is not None
     assert duplicate.moved_to.relative_to(drop / "archive").parts[0] == "duplicates"
-    count = db.execute("SELECT count(*) FROM raw.records").fetchone()
+    assert count_rows(db) == loaded.rows  # the copy landed nothing
+    assert [r.batch_id for r in source_rows(db, "bank_cheque")] == [loaded.batch_id] * loaded.rows
 
     shutil.copy(sample / "csv" / BANK, drop / BANK)  # the same file dropped again
     [again] = _load(db, drop, formats)
     assert again.status == "duplicate"
-    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == count
+    assert count_rows(db) == loaded.rows
+    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM raw.csv_files").fetchone() == (1,)
     assert db.execute("SELECT count(*) FROM raw.batches").fetchone() == (1,)
     assert _load(db, drop, formats) == []  # nothing left: a rerun changes nothing
 
 
-def test_rows_already_landed_are_not_landed_again_from_a_new_file(
+def test_rows_of_an_earlier_file_land_again_from_a_new_file_as_new_versions(
     db: psycopg.Connection, sample: Path, drop: Path, formats: dict[str, CsvFormat]
 ) -> None:
-    """An export that repeats an earlier one and adds rows lands only the new rows (ON CONFLICT path)."""
+    """An export that repeats an earlier one and adds rows lands all its rows, as a new batch.
+
+    The repeated rows are new versions of the same objects: same source ids and cells, later
+    raw_record_ids and their own batch, so standardization can order the versions.
+    """
     first = (sample / "csv" / BANK).read_bytes()
     body = first.split(b"\r\n")
+    total = len(body) - 2  # the header, and the empty piece after the last line end
     half = b"\r\n".join(body[:40]) + b"\r\n"
     (drop / "cheques_1.csv").write_bytes(half)
     [one] = _load(db, drop, formats)
-    assert (one.rows, one.loaded) == (39, 39)
+    assert (one.status, one.rows, one.loaded) == ("loaded", 39, 39)
     (drop / "cheques_2.csv").write_bytes(first)
     [two] = _load(db, drop, formats)
     assert two.status == "loaded"
-    assert (two.rows, two.loaded) == (len(body) - 2, len(body) - 2 - 39)
-    total = db.execute("SELECT count(*), count(DISTINCT source_id) FROM raw.records").fetchone()
-    assert total == (len(body) - 2, len(body) - 2)
+    assert two.batch_id != one.batch_id
+    assert (two.rows, two.loaded) == (total, total)  # loaded == rows: nothing is skipped
+
+    earlier, later = _rows_of(db, one), _rows_of(db, two)
+    assert (len(earlier), len(later)) == (39, total)
+    assert count_rows(db) == 39 + total
+    assert len({r.source_id for r in source_rows(db, "bank_cheque")}) == total
+    # The repeated rows: the same ids and cells in the new batch, each a later version.
+    again = {r.source_id: r for r in later}
+    for row in earlier:
+        repeat = again[row.source_id]
+        assert repeat.cells == row.cells
+        assert repeat.row_number == row.row_number
+        assert repeat.raw_record_id > row.raw_record_id
+        assert repeat.csv_file_id != row.csv_file_id
+    assert max(r.raw_record_id for r in earlier) < min(r.raw_record_id for r in later)
+    versions = db.execute(
+        "SELECT source_id, array_agg(batch_id ORDER BY raw_record_id)"
+        " FROM raw.all_records(%s) GROUP BY source_id",
+        ([one.batch_id, two.batch_id],),
+    ).fetchall()
+    repeated = {sid for sid, batches in versions if batches == [one.batch_id, two.batch_id]}
+    assert repeated == {r.source_id for r in earlier}
+    assert all(batches == [two.batch_id] for sid, batches in versions if sid not in repeated)
     batch = db.execute(
         "SELECT records_read, records_loaded, records_reported FROM raw.batches WHERE batch_id = %s",
         (two.batch_id,),
     ).fetchone()
-    assert batch == (two.rows, two.loaded, two.rows)
+    assert batch == (total, total, total)
+    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)
 
 
 def test_files_still_being_written_are_not_read(
@@ -281,8 +352,8 @@ def test_a_file_that_changes_while_read_is_left_for_the_next_run(
     monkeypatch.setattr(csv_drop, "file_sha256", hash_then_append)
     [result] = _load(db, drop, formats)
     assert result.status == "not_ready"
-    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)
-    assert db.execute("SELECT count(*) FROM raw.csv_files").fetchone() == (0,)
+    _assert_nothing_landed(db)
+    assert db.execute("SELECT count(*) FROM raw.batches WHERE status = 'loaded'").fetchone() == (0,)
     assert (drop / BANK).exists()
 
 
@@ -336,14 +407,15 @@ def test_archiving_failure_leaves_the_file_and_the_next_run_archives_it(
     assert "archiving failed" in (first.error or "")
     assert (drop / BANK).exists()
     assert db.execute("SELECT archived_at FROM raw.csv_files").fetchone() == (None,)
-    records = db.execute("SELECT count(*) FROM raw.records").fetchone()
+    rows = source_rows(db, "bank_cheque")
+    assert len(rows) == first.rows
 
     [second] = _load(db, drop, formats)
     assert (second.status, second.batch_id, second.error) == ("duplicate", first.batch_id, None)
     assert second.moved_to is not None
     assert second.moved_to.relative_to(drop / "archive").parts[0] != "duplicates"
     assert db.execute("SELECT archived_to FROM raw.csv_files").fetchone() == (str(second.moved_to),)
-    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == records
+    assert source_rows(db, "bank_cheque") == rows  # nothing landed again
 
 
 def _rewrite(source: Path, target: Path, encoding: str, change: Callable[[list[list[str]]], None]) -> None:
@@ -377,8 +449,10 @@ def test_missing_mapped_header_rejects_the_file_with_a_sidecar_and_the_rest_goes
     assert "error: missing_header" in sidecar
     failed = db.execute("SELECT status, error FROM raw.batches WHERE source = 'bank_cheque'").fetchone()
     assert failed == ("failed", "missing_header")
-    assert db.execute("SELECT count(*) FROM raw.records WHERE source = 'bank_cheque'").fetchone() == (0,)
+    assert source_rows(db, "bank_cheque") == []
+    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM raw.csv_files WHERE source = 'bank_cheque'").fetchone() == (0,)
+    assert count_rows(db) == results[EVENT].rows  # only the other file's rows landed
 
 
 def test_ragged_row_rejects_the_file_naming_its_line(
@@ -389,7 +463,7 @@ def test_ragged_row_rejects_the_file_naming_its_line(
     assert result.status == "rejected"
     assert "line 8" in (result.error or "")
     assert "line: 8" in (drop / "rejected" / (BANK + ".error.txt")).read_text()
-    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)
+    _assert_nothing_landed(db)
 
 
 def test_unknown_format_is_rejected_naming_what_each_format_lacks(
@@ -404,27 +478,31 @@ def test_unknown_format_is_rejected_naming_what_each_format_lacks(
     assert db.execute("SELECT count(*) FROM raw.batches").fetchone() == (0,)
 
 
-def test_rows_without_an_id_get_the_file_hash_and_line(
+def test_rows_without_an_id_get_the_file_hash_and_row_number(
     db: psycopg.Connection, sample: Path, drop: Path, formats: dict[str, CsvFormat]
 ) -> None:
     no_id = {"bank_cheque_export": formats["bank_cheque_export"].model_copy(update={"id_column": None})}
     _rewrite(sample / "csv" / BANK, drop / BANK, "cp1252", lambda rows: rows[3].__setitem__(0, ""))
     [result] = _load(db, drop, no_id)
     assert result.sha256 is not None
-    ids = {sid for (sid,) in db.execute("SELECT source_id FROM raw.records").fetchall()}
-    assert ids == {f"{result.sha256}:{line}" for line in range(2, result.rows + 2)}
+    rows = _rows_of(db, result)
+    assert [(r.source_id, r.row_number, r.line) for r in rows] == [
+        (f"{result.sha256}:r{n}", n, n + 1) for n in range(1, result.rows + 1)
+    ]
+    ids = db.execute("SELECT source_id FROM raw.all_records(%s) ORDER BY raw_record_id", ([result.batch_id],))
+    assert [sid for (sid,) in ids.fetchall()] == [r.source_id for r in rows]
 
 
-def test_blank_id_cell_falls_back_to_hash_and_line(
+def test_blank_id_cell_falls_back_to_hash_and_row_number(
     db: psycopg.Connection, sample: Path, drop: Path, formats: dict[str, CsvFormat]
 ) -> None:
     _rewrite(sample / "csv" / BANK, drop / BANK, "cp1252", lambda rows: rows[3].__setitem__(0, "  "))
     [result] = _load(db, drop, formats)
     assert result.status == "loaded"
-    row = db.execute(
-        "SELECT source_id, payload->'row'->>'Reference' FROM raw.records WHERE csv_line = 4"
-    ).fetchone()
-    assert row == (f"{result.sha256}:4", "  ")
+    [row] = [r for r in _rows_of(db, result) if r.line == 4]
+    assert (row.source_id, row.row_number, row.cells["Reference"]) == (f"{result.sha256}:r3", 3, "  ")
+    others = [r.source_id for r in _rows_of(db, result) if r.line != 4]
+    assert all(sid.startswith("CHQ-") for sid in others)
 
 
 def test_two_loaders_at_once_load_each_file_once(
@@ -458,7 +536,8 @@ def test_two_loaders_at_once_load_each_file_once(
         assert conn.execute("SELECT count(*) FROM raw.batches").fetchone() == (2,)
         manifest = json.loads((sample / "truth" / "manifest.json").read_text())["counts"]
         expected = manifest[f"csv/{BANK}"] + manifest[f"csv/{EVENT}"]
-        assert conn.execute("SELECT count(*) FROM raw.records").fetchone() == (expected,)
+        assert count_rows(conn) == expected
+        assert conn.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)
 
 
 def test_run_metrics_count_rows_per_source_and_files_per_status(
@@ -500,3 +579,4 @@ def test_errors_name_line_and_field_but_never_quote_cells(
     assert "error: malformed_csv" in sidecar
     assert "jane" not in sidecar
     assert "jane" not in (result.error or "")
+    _assert_nothing_landed(db)

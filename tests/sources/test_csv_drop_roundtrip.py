@@ -1,8 +1,7 @@
-"""Cells of any content land exactly in payload.row; bytes the encoding refuses are kept, not lost."""
+"""Cells of any content land exactly as the file's cells; bytes the encoding refuses are kept, not lost."""
 
 from __future__ import annotations
 
-import base64
 import codecs
 import csv
 import io
@@ -19,6 +18,7 @@ from donor_sync.sources.csv_drop import CsvFormat, load_drop_folder
 from donor_sync.sources.csv_drop.decoding import UTF8_EVIDENCE_LINES, resolve_encoding
 from donor_sync.sources.csv_drop.errors import CsvFileError
 from donor_sync.sources.csv_drop.readiness import is_hidden, is_marker, is_temporary
+from donor_sync.sources.csv_drop.rows import batch_rows, count_rows
 
 HEADER = ["id", "first", "second", "third"]
 _ids = itertools.count(1)
@@ -61,11 +61,23 @@ CELLS = {
 STYLES = {"crlf-minimal": ("\r\n", csv.QUOTE_MINIMAL), "lf-all": ("\n", csv.QUOTE_ALL)}
 
 
-def _write(path: Path, rows: list[list[str]], encoding: str, *, bom: bool, style: str) -> None:
+def _write(path: Path, rows: list[list[str]], encoding: str, *, bom: bool, style: str) -> str:
     terminator, quoting = STYLES[style]
     buffer = io.StringIO(newline="")
     csv.writer(buffer, lineterminator=terminator, quoting=quoting).writerows([HEADER, *rows])
     path.write_bytes((codecs.BOM_UTF8 if bom else b"") + buffer.getvalue().encode(encoding))
+    return buffer.getvalue()
+
+
+def _start_lines(text: str) -> list[int]:
+    """Return the line each data row starts on, as the csv module counts lines (CRLF, LF, lone CR)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader)
+    starts, previous = [], reader.line_num
+    for _ in reader:
+        starts.append(previous + 1)
+        previous = reader.line_num
+    return starts
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
@@ -84,7 +96,7 @@ def test_random_cells_round_trip_exactly(
         drop = tmp_path_factory.mktemp("roundtrip")
         first_id = next(_ids)
         full = [[f"r{first_id}-{i}", *cells] for i, cells in enumerate(rows)]
-        _write(drop / "export.csv", full, encoding, bom=bom, style=style)
+        text = _write(drop / "export.csv", full, encoding, bom=bom, style=style)
         [result] = load_drop_folder(
             db,
             drop,
@@ -99,19 +111,25 @@ def test_random_cells_round_trip_exactly(
             len(rows),
             0,
         )
-        landed = dict(
-            db.execute(
-                "SELECT source_id, payload FROM raw.records WHERE batch_id = %s", (result.batch_id,)
-            ).fetchall()
-        )
-        lines = []
-        for row in full:
-            payload = landed[row[0].strip()]
-            assert payload["row"] == dict(zip(HEADER, row, strict=True))
-            assert payload["encoding_errors"] == []
-            lines.append(payload["line"])
-        assert lines[0] == 2
-        assert lines == sorted(set(lines))
+        assert result.batch_id is not None
+        landed = batch_rows(db, result.batch_id)
+        # In file order, each row with its id, its cells exactly, and nothing repaired.
+        assert [r.source_id for r in landed] == [row[0].strip() for row in full]
+        for row, cells in zip(landed, full, strict=True):
+            assert row.cells == dict(zip(HEADER, cells, strict=True))
+            assert (row.encoding_errors, row.raw_line) == ([], None)
+        # The line each row starts on, wherever the path landing it knows it (the fast path does
+        # not when a cell holds a line break).
+        found = db.execute(
+            "SELECT load_path, lines_are_rows FROM raw.csv_files WHERE batch_id = %s", (result.batch_id,)
+        ).fetchone()
+        assert found is not None
+        load_path, lines_are_rows = found
+        lines = [r.line for r in landed]
+        if load_path == "copy_csv" and not lines_are_rows:
+            assert lines == [None] * len(full)
+        else:
+            assert lines == _start_lines(text)
 
     check()
 
@@ -131,10 +149,14 @@ def test_nul_characters_are_replaced_and_the_row_kept_with_its_bytes(
         now=datetime.now(UTC) + timedelta(1),
     )
     assert (result.status, result.rows, result.encoding_errors) == ("loaded", 2, 1)
-    payload = db.execute("SELECT payload FROM raw.records WHERE source_id = 'r2'").fetchone()[0]
-    assert payload["encoding_errors"] == ["first", "third"]
-    assert payload["row"] == {"id": "r2", "first": "bad\ufffdcell", "second": "fine", "third": "\ufffd"}
-    assert base64.b64decode(payload["raw_line_b64"]) == b"r2,bad\x00cell,fine,\xff\n"
+    assert result.batch_id is not None
+    good, bad = batch_rows(db, result.batch_id)
+    assert (good.source_id, good.encoding_errors, good.raw_line) == ("r1", [], None)
+    assert (bad.source_id, bad.line, bad.row_number) == ("r2", 3, 2)
+    assert bad.encoding_errors == ["first", "third"]
+    assert bad.cells == {"id": "r2", "first": "bad\ufffdcell", "second": "fine", "third": "\ufffd"}
+    assert bad.raw_line == b"r2,bad\x00cell,fine,\xff\n"
+    assert db.execute("SELECT load_path FROM raw.csv_files").fetchone() == ("row_by_row",)
 
 
 def test_a_file_mostly_in_another_encoding_is_rejected_as_mis_encoded(
@@ -153,7 +175,9 @@ def test_a_file_mostly_in_another_encoding_is_rejected_as_mis_encoded(
     )
     assert result.status == "rejected"
     assert "30 of 30 rows have bytes invalid in utf-8" in (result.error or "")
+    assert count_rows(db) == 0
     assert db.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM raw.csv_files").fetchone() == (0,)
     assert db.execute("SELECT status, error FROM raw.batches").fetchone() == ("failed", "wrong_encoding")
 
 

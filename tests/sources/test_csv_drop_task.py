@@ -12,6 +12,7 @@ import pytest
 from donor_sync.local_airflow import connection_json_from_url
 from donor_sync.observability import runs
 from donor_sync.operators.csv_tasks import drop_settings, extract_csv_task, settings_from_extra
+from donor_sync.sources.csv_drop.rows import count_rows, source_rows
 
 
 def test_settings_from_extra_reads_path_quiet_period_and_archive_without_changing_input() -> None:
@@ -61,7 +62,11 @@ def test_task_loads_the_connection_folder_and_records_metrics(
 
     assert extract_csv_task.function(str(run_id)) == str(run_id)
 
-    assert db.execute("SELECT count(*) FROM raw.records WHERE source = 'event_platform'").fetchone() == (3,)
+    landed = source_rows(db, "event_platform")
+    assert [(r.source_id, r.line, r.cells["Attendee ID"]) for r in landed] == [
+        (f"ORD-{i}", i + 2, f"A{i}") for i in range(3)
+    ]
+    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)
     value = db.execute(
         "SELECT value FROM sync.run_metrics"
         " WHERE run_id = %s AND scope = 'event_platform' AND metric = 'read'",
@@ -89,3 +94,5 @@ def test_cli_load_prints_each_file_and_exits_1_on_a_rejected_file(
     assert "not_ready  late.csv.part" in result.output
     assert "0 loaded, 0 duplicate, 1 rejected, 1 not ready" in result.output
     assert (drop / "rejected" / "volunteers.csv.error.txt").exists()
+    assert count_rows(db) == 0
+    assert db.execute("SELECT count(*) FROM raw.records").fetchone() == (0,)

@@ -106,11 +106,16 @@ END
 $$;
 COMMENT ON FUNCTION raw.csv_file_rows(bigint, bigint, bigint) IS 'Rows of one CSV file (optionally a raw_record_id range) with their cells as an array in file order.';
 
--- The source id of a CSV row: its id cell, trimmed, else <file sha256>:<row number>.
+-- The source id of a CSV row: its id cell trimmed of white space (as Python's str.strip: spaces,
+-- tabs, line ends, no-break and other Unicode spaces), else <file sha256>:r<row number>.
 CREATE FUNCTION raw.csv_source_id(id_cell text, file_sha256 bytea, row_number bigint)
     RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT coalesce(nullif(btrim(id_cell), ''), encode(file_sha256, 'hex') || ':r' || row_number) $$;
+AS $$
+    SELECT coalesce(
+        nullif(btrim(id_cell, E' \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000'), ''),
+        encode(file_sha256, 'hex') || ':r' || row_number)
+$$;
 
 -- Every CSV row of the given batches in raw.records' shape (no payload).
 CREATE FUNCTION raw.csv_records(p_batch_ids bigint[])

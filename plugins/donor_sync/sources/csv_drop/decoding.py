@@ -22,6 +22,8 @@ import charset_normalizer
 from donor_sync.sources.csv_drop.errors import CsvFileError
 from donor_sync.sources.csv_drop.formats import DETECT, CsvFormat, normalize_encoding
 
+#: Longest cell the careful path reads (the csv module's own default is 131,072 characters).
+MAX_CELL_CHARS: Final = 256 << 20
 #: Bytes read from the start of a file to sniff or verify its encoding.
 SAMPLE_BYTES: Final = 1 << 20
 #: Lines with non-ASCII bytes, all valid UTF-8, that prove a file declared as a legacy encoding is UTF-8.
@@ -160,6 +162,9 @@ class RowReader:
         # newline="": line ends reach the csv module untranslated, as its documentation asks.
         self._text = io.TextIOWrapper(handle, encoding=encoding.codec, errors="surrogateescape", newline="")
         self._lines: list[str] = []
+        # COPY lands cells of any length; the csv module refuses those over its limit (128 KiB by
+        # default, process-wide), so raise it to what a Postgres text value can reasonably hold.
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL_CHARS))
         self._reader = csv.reader(
             self._tracked(), delimiter=fmt.delimiter, quotechar=fmt.quotechar, doublequote=True, strict=True
         )
@@ -219,7 +224,16 @@ class RowReader:
                     if not cells:
                         self.blank_lines += 1
                         continue
-                    raise self._error(f"{len(cells)} cells where the header has {width}", "ragged_row", line)
+                    if len(cells) < width:  # the first header left without a cell
+                        field, detail = self.header[len(cells)], "no cell for it"
+                    else:  # the last header: the cells after it have none
+                        field, detail = self.header[-1], f"{len(cells) - width} extra cell(s) after it"
+                    raise self._error(
+                        f"{len(cells)} cells where the header has {width}; {detail}",
+                        "ragged_row",
+                        line,
+                        field,
+                    )
                 yield line, cells
                 if len(lines) > keep:
                     lines.clear()

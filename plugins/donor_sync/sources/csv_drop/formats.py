@@ -130,8 +130,8 @@ class CsvFormat(BaseModel):
     )
     description: str = Field(default="", description="What exports this format, for people.")
     source: str = Field(
-        description="System the export comes from (raw.records.source, a core.system_name in lower "
-        "snake case, e.g. `bank_cheque`)."
+        description="System the export comes from (its rows' source in raw and staging, a "
+        "core.system_name in lower snake case, e.g. `bank_cheque`)."
     )
     recognize: Recognize = Field(description="How files of this format are recognized (see below).")
     ready_marker: bool = Field(
@@ -151,8 +151,8 @@ class CsvFormat(BaseModel):
     )
     id_column: Header | None = Field(
         default=None,
-        description="Header whose cell is the row's source id (raw.records.source_id). Without one, "
-        "or for a row whose cell is blank, the id is the file's SHA-256 and the line number.",
+        description="Header whose cell is the row's source id (raw.csv_rows.source_id). Without one, "
+        "or for a row whose cell is blank, the id is the file's SHA-256 and the row number.",
     )
     date_format: str = Field(description="strptime format of dates and times in the file, e.g. `%m/%d/%Y`.")
     timezone: str = Field(

@@ -174,8 +174,8 @@ def copy_csv(
                         out = out.removeprefix(codecs.BOM_UTF8)
                     first = False
                     _check_block(out, tail, scanner)
-                    newlines += out.count(b"\n")
-                    tail = out[-3:] if out else tail
+                    newlines += _line_breaks(out, tail)
+                    tail = (tail + out)[-3:]  # a block (a short read, the last) may be under 3 bytes
                     copy.write(out)
                 out = _decoded(decoder, b"", transcode, final=True)
                 _check_block(out, tail, scanner)
@@ -191,13 +191,13 @@ def copy_csv(
         raise FastPathRefused(f"aborted: {exc.diag.message_primary}") from None
     # Lines: the header's, one per row, and none inside cells (a last line may lack its line end).
     # A line ends as the csv module's reader sees it: at CRLF, LF or a lone CR.
-    ended = tail.endswith(b"\n")
+    ended = tail.endswith((b"\n", b"\r"))
     landed.lines_are_rows = newlines == landed.rows + (1 if ended else 0)
     return landed
 
 
 def _line_breaks(out: bytes, tail: bytes) -> int:
-    """Return the line ends in ``out`` (CRLF, LF or a lone CR), a CRLF split from the block before counted once."""
+    """Return the line ends in ``out``: CRLF, LF or a lone CR (a CRLF split across blocks counts once)."""
     crlf = out.count(b"\r\n") + (1 if out.startswith(b"\n") and tail.endswith(b"\r") else 0)
     return out.count(b"\n") + out.count(b"\r") - crlf
 
@@ -233,7 +233,7 @@ def copy_rows(
     width = len(reader.header)
     # row_number is written, not left to the table's identity: a refused COPY before this one may
     # have drawn numbers from it (a sequence is not rolled back with the savepoint).
-    columns = ["line", *cell_columns(width, id_position), "encoding_errors", "raw_line"]
+    columns = ["row_number", "line", *cell_columns(width, id_position), "encoding_errors", "raw_line"]
     statement = sql.SQL("COPY {table} ({columns}) FROM STDIN").format(
         table=table, columns=sql.SQL(", ").join(map(sql.Identifier, columns))
     )
@@ -245,9 +245,9 @@ def copy_rows(
             if any(_needs_repair(cell) for cell in cells):
                 fixed = reader.repair(line, cells)
                 landed.repaired += 1
-                write((line, *fixed.cells, fixed.encoding_errors, fixed.raw))
+                write((landed.rows, line, *fixed.cells, fixed.encoding_errors, fixed.raw))
             else:
-                write((line, *cells, None, None))
+                write((landed.rows, line, *cells, None, None))
             if on_progress is not None and landed.rows % 65536 == 0:
                 on_progress(landed.rows)
     landed.blank_lines = reader.blank_lines
