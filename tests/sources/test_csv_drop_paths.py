@@ -678,3 +678,17 @@ def test_id_cells_are_trimmed_of_any_white_space_as_str_strip_does(
         assert ids[0] == "r1"
         assert ids[1].endswith(":r2")  # a blank id (only white space): the file hash and row number
     assert fast.load_path == "copy_csv"
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "iso8859-15"])
+def test_every_character_of_a_server_transcoded_code_page_lands_as_python_decodes_it(
+    db: psycopg.Connection, tmp_path: Path, encoding: str
+) -> None:
+    # Postgres converts these code pages itself on the fast path: its table must be Python's.
+    chars = [bytes([b]) for b in range(0xA0 if encoding == "latin-1" else 0x80, 0x100)]
+    valid = [c for c in chars if c.decode(encoding, "ignore")]
+    body = b"".join(b"r%d,x%sx,%s\r\n" % (i, c, c) for i, c in enumerate(valid))
+    fast, careful = _load_both(db, tmp_path, b"id,first,second\r\n" + body, _format(encoding))
+    assert fast.load_path == "copy_csv"
+    assert [r.cells["first"] for r in fast.rows] == [f"x{c.decode(encoding)}x" for c in valid]
+    assert [r.cells for r in fast.rows] == [r.cells for r in careful.rows]

@@ -148,17 +148,17 @@ def copy_csv(
     if delimiter is None or quote is None:
         raise FastPathRefused("delimiter or quote is not a single ASCII character")
     columns = cell_columns(width, id_position)
+    blocks = _BlockReader.for_codec(encoding.codec)
     statement = sql.SQL(
         "COPY {table} ({columns}) FROM STDIN (FORMAT csv, HEADER true, DELIMITER {delimiter},"
-        " QUOTE {quote}, ESCAPE {quote}, ENCODING 'UTF8', FORCE_NOT_NULL ({columns}))"
+        " QUOTE {quote}, ESCAPE {quote}, ENCODING {encoding}, FORCE_NOT_NULL ({columns}))"
     ).format(
         table=table,
         columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
         delimiter=sql.Literal(fmt.delimiter),
         quote=sql.Literal(fmt.quotechar),
+        encoding=sql.Literal(blocks.server_encoding),
     )
-    transcode = encoding.codec not in _UTF8
-    decoder = codecs.getincrementaldecoder(encoding.codec)("strict")
     scanner = _QuoteScanner(quote, delimiter)
     newlines = 0
     tail = b"\n"  # the bytes before the block, for the end-of-data marker check
@@ -169,15 +169,15 @@ def copy_csv(
                 first = True
                 while block := handle.read(BLOCK_BYTES):
                     digest.update(block)
-                    out = _decoded(decoder, block, transcode, final=False)
-                    if first and encoding.codec == "utf-8-sig" and not transcode:
+                    out = blocks.checked(block, final=False)
+                    if first and encoding.codec == "utf-8-sig":
                         out = out.removeprefix(codecs.BOM_UTF8)
                     first = False
                     _check_block(out, tail, scanner)
                     newlines += _line_breaks(out, tail)
                     tail = (tail + out)[-3:]  # a block (a short read, the last) may be under 3 bytes
                     copy.write(out)
-                out = _decoded(decoder, b"", transcode, final=True)
+                out = blocks.checked(b"", final=True)
                 _check_block(out, tail, scanner)
                 copy.write(out)
                 if not scanner.finish():
@@ -202,15 +202,61 @@ def _line_breaks(out: bytes, tail: bytes) -> int:
     return out.count(b"\n") + out.count(b"\r") - crlf
 
 
-def _decoded(decoder: codecs.IncrementalDecoder, block: bytes, transcode: bool, *, final: bool) -> bytes:
-    """Return the block as UTF-8 bytes, validated (and transcoded when the file is not UTF-8)."""
+#: Single-byte codecs Postgres converts to UTF-8 with the same table as Python (Postgres' name).
+#: Others are transcoded by Python on the way (multi-byte legacy codecs, rarer code pages).
+SERVER_TRANSCODED: Final = {"cp1252": "WIN1252", "iso8859-1": "LATIN1", "iso8859-15": "LATIN9"}
+
+
+class _BlockReader:
+    """Check each block of a file for what COPY must not see, and hand COPY bytes it reads as intended.
+
+    UTF-8 files are validated and sent as they are; a file in a single-byte code page Postgres
+    converts exactly as Python does is checked byte by byte (a translate, no decoding) and
+    converted by the server; any other encoding is decoded and re-encoded as UTF-8 here.
+    """
+
+    def __init__(self, codec: str, server_encoding: str, *, transcode: bool, valid: bytes | None) -> None:
+        self.server_encoding = server_encoding
+        self._transcode = transcode
+        self._valid = valid
+        self._decoder = codecs.getincrementaldecoder(codec)("strict")
+
+    @classmethod
+    def for_codec(cls, codec: str) -> _BlockReader:
+        name = codecs.lookup(codec).name
+        if name in _UTF8:
+            return cls(codec, "UTF8", transcode=False, valid=None)
+        if name in SERVER_TRANSCODED:
+            valid = bytes(b for b in range(256) if _decodes(bytes([b]), codec))
+            return cls(codec, SERVER_TRANSCODED[name], transcode=False, valid=valid)
+        return cls(codec, "UTF8", transcode=True, valid=None)
+
+    def checked(self, block: bytes, *, final: bool) -> bytes:
+        """Return what COPY gets for ``block``.
+
+        :raises FastPathRefused: bytes invalid in the encoding, or NUL characters.
+        """
+        if self._valid is not None:  # a single-byte code page: every byte is a character
+            if block.translate(None, self._valid):
+                raise FastPathRefused("bytes invalid in the encoding")
+            if b"\x00" in block:
+                raise FastPathRefused("NUL characters")
+            return block
+        try:
+            text = self._decoder.decode(block, final)
+        except UnicodeDecodeError:
+            raise FastPathRefused("bytes invalid in the encoding") from None
+        if "\x00" in text:
+            raise FastPathRefused("NUL characters")
+        return text.encode("utf-8") if self._transcode else block
+
+
+def _decodes(data: bytes, codec: str) -> bool:
     try:
-        text = decoder.decode(block, final)
+        data.decode(codec)
     except UnicodeDecodeError:
-        raise FastPathRefused("bytes invalid in the encoding") from None
-    if "\x00" in text:
-        raise FastPathRefused("NUL characters")
-    return text.encode("utf-8") if transcode else block
+        return False
+    return True
 
 
 def _check_block(out: bytes, tail: bytes, scanner: _QuoteScanner) -> None:
