@@ -150,17 +150,22 @@ def load_file(
         csv_file_id = int(row[0])
         table = create_rows_table(conn, csv_file_id)
         target = _Target(file, fmt, encoding, csv_file_id, table, header, id_position, sha256)
+        # The rows' ids come from raw.records' sequence between these two draws (other loaders may
+        # draw in between: the span bounds the file's ids, it does not count them).
+        low = _next_record_id(conn)
         landed = _land(conn, target, allow_fast_path=allow_fast_path)
+        high = _next_record_id(conn)
         conn.execute(
-            """
-            UPDATE raw.csv_files f
-               SET rows = %s, lines_are_rows = %s, load_path = %s,
-                   first_raw_record_id = span.low, last_raw_record_id = span.high
-              FROM (SELECT min(raw_record_id) AS low, max(raw_record_id) AS high FROM raw.csv_rows
-                     WHERE csv_file_id = %s) span
-             WHERE f.csv_file_id = %s
-            """,
-            (landed.rows, landed.lines_are_rows, landed.path, csv_file_id, csv_file_id),
+            "UPDATE raw.csv_files SET rows = %s, lines_are_rows = %s, load_path = %s,"
+            " first_raw_record_id = %s, last_raw_record_id = %s WHERE csv_file_id = %s",
+            (
+                landed.rows,
+                landed.lines_are_rows,
+                landed.path,
+                low if landed.rows else None,
+                high if landed.rows else None,
+                csv_file_id,
+            ),
         )
         finish_batch(conn, batch_id, read=landed.rows, loaded=landed.rows, cursor=None, reported=landed.rows)
     except CsvFileError as exc:
@@ -183,6 +188,12 @@ def load_file(
     return LoadOutcome(
         batch_id, csv_file_id, landed.rows, landed.rows, landed.repaired, encoding.name, landed.path
     )
+
+
+def _next_record_id(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT nextval(pg_get_serial_sequence('raw.records', 'raw_record_id'))").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _check_headers(file: DropFile, fmt: CsvFormat, header: list[str]) -> None:
