@@ -311,6 +311,7 @@ from donor_sync.cli_csv import csv_group  # noqa: E402 - `donor-sync csv`
 
 main.add_command(csv_group)
 from donor_sync import cli_quarantine  # noqa: E402, F401 - registers `donor-sync quarantine`
+from donor_sync import cli_dedupe  # noqa: E402, F401 - registers `donor-sync dedupe`
 
 if __name__ == "__main__":  # pragma: no cover
     main()

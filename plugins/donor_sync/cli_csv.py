@@ -42,7 +42,7 @@ def _friendly_errors(func: F) -> F:
 
 @click.group("csv")
 def csv_group() -> None:
-    """CSV drops: export files dropped in a folder, loaded once each into raw (a table per file), then archived."""
+    """CSV drops: export files dropped in a folder, loaded once each into raw (a table per file), archived."""
 
 
 @csv_group.command("load")

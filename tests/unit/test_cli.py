@@ -86,7 +86,8 @@ def test_usage_errors_exit_2() -> None:
 def test_unknown_benchmark_is_an_error_listing_the_known_ones() -> None:
     result = _cli("bench", "no_such_bench")
     assert result.returncode == 1
-    assert "unknown benchmark(s) no_such_bench; available: dag_parse" in result.stderr
+    assert "unknown benchmark(s) no_such_bench; available: " in result.stderr
+    assert "dag_parse" in result.stderr.split("available: ", 1)[1]
 
 
 def test_library_core_does_not_import_airflow() -> None:
