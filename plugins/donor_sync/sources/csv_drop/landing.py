@@ -198,8 +198,19 @@ def copy_csv(
 
 def _line_breaks(out: bytes, tail: bytes) -> int:
     """Return the line ends in ``out``: CRLF, LF or a lone CR (a CRLF split across blocks counts once)."""
-    crlf = out.count(b"\r\n") + (1 if out.startswith(b"\n") and tail.endswith(b"\r") else 0)
-    return out.count(b"\n") + out.count(b"\r") - crlf
+    lf, cr = out.count(b"\n"), out.count(b"\r")
+    split = 1 if out[:1] == b"\n" and tail.endswith(b"\r") else 0  # its CR was counted with the block before
+    if not cr or not lf:
+        return lf + cr - split
+    # CRLF pairs, found from the CRs (numpy: faster than a two-byte bytes.count).
+    array = np.frombuffer(out, dtype=np.uint8)
+    crs = np.flatnonzero(array == _CR)
+    crlf = int(np.count_nonzero(array[crs[crs < array.size - 1] + 1] == _LF))
+    return lf + cr - crlf - split
+
+
+_CR: Final = ord("\r")
+_LF: Final = ord("\n")
 
 
 #: Single-byte codecs Postgres converts to UTF-8 with the same table as Python (Postgres' name).
@@ -262,9 +273,15 @@ def _decodes(data: bytes, codec: str) -> bool:
 def _check_block(out: bytes, tail: bytes, scanner: _QuoteScanner) -> None:
     if not scanner.feed(out):
         raise FastPathRefused("a quote inside an unquoted cell, or text after a closing quote")
-    joined = tail + out
-    if b"\n\\.\n" in joined or b"\n\\.\r" in joined or b"\r\\.\r" in joined or b"\r\\.\n" in joined:
-        raise FastPathRefused("an end-of-data marker line")
+    # Backslashes are rare in exports and memchr finds one fast; only then look for the marker.
+    if b"\\" in out or b"\\" in tail:
+        joined = tail + out
+        if any(marker in joined for marker in _END_MARKERS):
+            raise FastPathRefused("an end-of-data marker line")
+
+
+#: A line holding only ``\.``: where Postgres stops reading COPY data (unquoted).
+_END_MARKERS: Final = (b"\n\\.\n", b"\n\\.\r", b"\r\\.\r", b"\r\\.\n")
 
 
 def copy_rows(
