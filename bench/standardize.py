@@ -186,7 +186,11 @@ def main() -> int:
         batch_ids = [
             int(r[0]) for r in conn.execute("SELECT batch_id FROM raw.batches ORDER BY 1").fetchall()
         ]
-        records = int(conn.execute("SELECT count(*) FROM raw.records").fetchone()[0])  # type: ignore[index]
+        records = int(
+            conn.execute(
+                "SELECT (SELECT count(*) FROM raw.records) + (SELECT count(*) FROM raw.csv_rows)"
+            ).fetchone()[0]
+        )  # type: ignore[index]
         began = time.perf_counter()
         result = standardize_batches(conn, batch_ids, settings=settings, now=datetime(2026, 1, 1, tzinfo=UTC))
         wall = time.perf_counter() - began

@@ -16,10 +16,14 @@ trailing window; Classy transactions by `updated_at`), `extract_csv_drop` (CSV e
 `drain_webhook_inbox` (events the webhook receiver stored; docs/webhooks.md) → `standardize`
 (names, emails, phones, addresses, amounts, UTM into `staging`; what breaks a rule goes to
 `staging.quarantine` with every reason, and every raw record of the run must be accounted for as
-staged, quarantined or skipped, else the task fails; docs/standardize-rules.md) → `close_run`
+staged, quarantined or skipped, else the task fails; docs/standardize-rules.md) → `resolve`
+(staged donors matched to golden donors in `core`: same id or email, else scored by the dedup
+rules and merged, queued for review in `sync.review_queue` or linked as a household;
+docs/dedup-rules.md, docs/survivorship.md; staged gifts folded into one core gift per
+cross-platform gift key; the touched donors' giving aggregates refreshed) → `close_run`
 (advances the watermarks of a successful run and logs the summary: records read per source,
 staged, quarantined, merged, pushed per destination, dead-lettered; also in `sync.run_metrics`).
-The resolve, gate and push stages are wired in as they land.
+The gate and push stages are wired in as they land.
 
 **Alerts.** A task that fails after the retry ladder (1m, 5m, 15m, 1h, 4h, 24h) posts to the
 `slack_alerts` connection; a run that has not succeeded 50 minutes after it was queued posts a
@@ -36,6 +40,7 @@ from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.csv_tasks import extract_csv_task
 from donor_sync.operators.dag_defaults import START_DATE, default_args
 from donor_sync.operators.extract_tasks import API_SOURCES, extract_source_task
+from donor_sync.operators.resolve_tasks import resolve_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 from donor_sync.operators.standardize_tasks import standardize_task
 from donor_sync.operators.webhook_tasks import drain_webhooks_task
@@ -66,4 +71,5 @@ with DAG(
         drain_webhooks_task.override(task_id="drain_webhook_inbox")(sync_run),
     ]
     standardized = standardize_task.override(task_id="standardize")(sync_run)
-    extracted >> standardized >> close_run_task(sync_run)
+    resolved = resolve_task.override(task_id="resolve")(sync_run)
+    extracted >> standardized >> resolved >> close_run_task(sync_run)

@@ -311,6 +311,9 @@ from donor_sync.cli_csv import csv_group  # noqa: E402 - `donor-sync csv`
 
 main.add_command(csv_group)
 from donor_sync import cli_quarantine  # noqa: E402, F401 - registers `donor-sync quarantine`
+from donor_sync.cli_review import review_group  # noqa: E402 - `donor-sync review`
+
+main.add_command(review_group)
 from donor_sync import cli_dedupe  # noqa: E402, F401 - registers `donor-sync dedupe`
 
 if __name__ == "__main__":  # pragma: no cover

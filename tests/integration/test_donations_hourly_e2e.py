@@ -148,6 +148,22 @@ def test_every_record_from_every_channel_is_accounted_for(
                 "SELECT source, source_id FROM staging.quarantine WHERE released_at IS NULL"
             )
         }
+        unresolved = conn.execute(
+            "SELECT (SELECT count(*) FROM staging.donors WHERE resolved_at IS NULL OR donor_id IS NULL),"
+            " (SELECT count(*) FROM staging.donors), (SELECT count(*) FROM core.donors)"
+        ).fetchone()
+        resolve_metrics = {
+            str(m): int(v)
+            for m, v in conn.execute(
+                "SELECT metric, sum(value) FROM sync.run_metrics WHERE stage = 'resolve' GROUP BY metric"
+            ).fetchall()
+        }
+        # One core gift per cross-platform gift key: a Donorbox or Classy gift paid through Stripe
+        # is counted once.
+        gift_keys = conn.execute(
+            "SELECT count(DISTINCT g.gift_key), (SELECT count(*) FROM core.gifts)"
+            " FROM staging.gifts g WHERE g.resolved_at IS NOT NULL"
+        ).fetchone()
         keys: dict[str, str] = dict(
             conn.execute(
                 "SELECT source || ':' || source_id, gift_key FROM staging.gifts"
@@ -164,6 +180,15 @@ def test_every_record_from_every_channel_is_accounted_for(
     }
     assert batches == (0,), "every loaded batch was standardized"
     assert refunded == (REFUNDS,), "each refund delivered by webhook is staged as a refunded gift"
+
+    # Every staged donor record resolved to a golden donor; duplicates across sources merged.
+    assert unresolved is not None
+    assert unresolved[0] == 0, "every staged donor record is resolved"
+    assert 0 < unresolved[2] < unresolved[1], "donors seen through several sources are merged"
+    assert resolve_metrics["merged"] > 0
+    assert resolve_metrics["new_donors"] == unresolved[2]
+    assert gift_keys is not None
+    assert gift_keys[0] == gift_keys[1] > 0, "one core gift per gift key"
 
     # The deliberately unusable records of the API sources are quarantined.
     blocking = {"invalid_email", "malformed_amount", "unknown_currency", "future_date"}

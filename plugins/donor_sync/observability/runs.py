@@ -24,7 +24,7 @@ SUMMARY_LAYOUT: tuple[tuple[str, str, str], ...] = (
     ("standardize", "staged", "staged"),
     ("standardize", "quarantined", "quarantined"),
     ("standardize", "skipped", "skipped, each with its reason"),
-    ("resolve", "merged", "merged into existing donors"),
+    ("resolve", "merged", "merged (duplicates found)"),
     ("push", "pushed", "pushed per destination"),
     ("push", "dead_lettered", "dead-lettered"),
 )

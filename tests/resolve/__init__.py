@@ -1,0 +1,1 @@
+"""Tests of the resolve stage (donor_sync.resolve)."""
