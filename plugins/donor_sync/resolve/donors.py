@@ -631,6 +631,40 @@ def link_households(
     return len(members)
 
 
+def _complete_households(conn: psycopg.Connection, donor_ids: Sequence[str]) -> None:
+    """Name and place the touched donors' households still without them, from a member's golden record.
+
+    A household is created before its new members' golden records are computed, so its name and
+    address come from whichever member has them once they are (the primary member first).
+    """
+    if not donor_ids:
+        return
+    conn.execute(
+        """
+        UPDATE core.households h
+           SET name = coalesce(h.name, m.last_name || ' Household'),
+               address_line1 = coalesce(h.address_line1, m.address_line1),
+               address_line2 = CASE WHEN h.address_line1 IS NULL THEN m.address_line2
+                                    ELSE h.address_line2 END,
+               city = CASE WHEN h.address_line1 IS NULL THEN m.city ELSE h.city END,
+               region = CASE WHEN h.address_line1 IS NULL THEN m.region ELSE h.region END,
+               postal_code = CASE WHEN h.address_line1 IS NULL THEN m.postal_code ELSE h.postal_code END,
+               country_code = CASE WHEN h.address_line1 IS NULL THEN m.country_code ELSE h.country_code END
+          FROM (
+            SELECT DISTINCT ON (hm.household_id) hm.household_id, d.last_name, d.address_line1,
+                   d.address_line2, d.city, d.region, d.postal_code, d.country_code
+              FROM core.household_members hm JOIN core.donors d USING (donor_id)
+             WHERE hm.household_id IN (SELECT household_id FROM core.household_members
+                                        WHERE donor_id = ANY(%(donors)s::uuid[]))
+               AND d.last_name IS NOT NULL
+             ORDER BY hm.household_id, hm.role = 'primary' DESC, d.donor_id
+          ) m
+         WHERE h.household_id = m.household_id AND (h.name IS NULL OR h.address_line1 IS NULL)
+        """,
+        {"donors": list(donor_ids)},
+    )
+
+
 def _ensure_match_keys(conn: psycopg.Connection, rules: ResolveRules) -> None:
     """Rebuild the stored keys when they were built with other blocking rules."""
     stored = match_store.stored_version(conn)
@@ -701,6 +735,7 @@ def resolve_donors(
     t = time.perf_counter()
     counts.donors_touched = len(touched)
     counts.golden_changed = recompute_golden(conn, sorted(touched), rules.survivorship)
+    _complete_households(conn, sorted(touched))
     match_store.refresh_match_keys(conn, sorted(touched), rules.dedup, nicknames=rules.nicknames)
     conn.execute(
         "UPDATE staging.donors s SET donor_id = ds.donor_id, resolved_at = %(now)s FROM core.donor_sources ds"
