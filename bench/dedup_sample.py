@@ -223,6 +223,7 @@ def _run_donor_sync(parquet: str, out: str) -> dict[str, Any]:
     cpu = _cpu_s() - cpu
     pairs = result.pairs
     merged = pairs["band"] == AUTO_MERGE
+    level_columns = [c for c in pairs.columns if c.endswith("_level")]
     np.savez(
         out,
         left=pairs["left_row"].to_numpy(),
@@ -231,6 +232,10 @@ def _run_donor_sync(parquet: str, out: str) -> dict[str, Any]:
         merged=merged.to_numpy(),
         household=pairs["household"].to_numpy(),
         cluster=pd.factorize(result.records["cluster_id"])[0],
+        band=pairs["band"].cat.codes.to_numpy(np.int8),
+        band_names=np.array(list(pairs["band"].cat.categories), dtype=str),
+        levels=pairs[level_columns].to_numpy(np.int8),
+        level_names=np.array(level_columns),
     )
     return {
         "seconds": seconds,
@@ -404,6 +409,41 @@ def evaluate(
     return out
 
 
+def dump_household_merges(
+    donors: pd.DataFrame, truth: pd.DataFrame, saved: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Return the household-member pairs that share a cluster: both records side by side, the
+    truth, and (for a pair that was scored) its band, probability and comparison levels."""
+    n = len(truth)
+    person = pd.factorize(truth["person_id"])[0]
+    household = truth["household_id"].to_numpy(dtype=object)
+    cluster_keys = _group_pairs(saved["cluster"])
+    left, right = cluster_keys // n, cluster_keys % n
+    bad = pd.notna(household[left]) & (household[left] == household[right]) & (person[left] != person[right])
+    left, right = left[bad], right[bad]
+    fields = [c for c in donors.columns if c != "record_id"]
+    out = pd.DataFrame({"left_row": left, "right_row": right})
+    for side, rows in (("l", left), ("r", right)):
+        out[f"record_id_{side}"] = donors["record_id"].to_numpy()[rows]
+        out[f"person_{side}"] = truth["person_id"].to_numpy()[rows]
+        for column in fields:
+            out[f"{column}_{side}"] = donors[column].to_numpy()[rows]
+    out["household_id"] = household[left]
+    scored = pd.Series(
+        np.arange(len(saved["left"])),
+        index=_pair_keys(saved["left"], saved["right"], n),
+    )
+    scored = scored[~scored.index.duplicated()]
+    at = scored.reindex(_pair_keys(left, right, n)).to_numpy()
+    found = ~np.isnan(at)
+    index = np.where(found, at, 0).astype(np.int64)
+    out["band"] = np.where(found, saved["band_names"][saved["band"][index]], "")
+    out["probability"] = np.where(found, saved["probability"][index], np.nan)
+    for k, name in enumerate(saved["level_names"]):
+        out[str(name)] = np.where(found, saved["levels"][index, k], -1)
+    return out
+
+
 def main() -> int:
     """Generate (or reuse) the sample, run both systems, evaluate and write the result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -411,6 +451,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", type=Path, default=None, help="generator output folder (reused if present)")
     parser.add_argument("--skip-splink", action="store_true", help="run donor-sync only")
+    parser.add_argument(
+        "--dump-households",
+        type=Path,
+        default=None,
+        help="write the household-member pairs that ended up in one cluster (both records, the "
+        "truth and the pair's band and levels, if it was scored) to this CSV, to see why",
+    )
     args = parser.parse_args()
     data = args.data or Path(tempfile.gettempdir()) / f"donor-sync-datagen-{args.size}-{args.seed}"
     generate(args.size, args.seed, data)
@@ -426,8 +473,12 @@ def main() -> int:
             f"{ours['peak_rss_gib']:.2f} GiB, load {ours['load_average']}",
             flush=True,
         )
-        ours_eval = evaluate(truth, dict(np.load(str(Path(tmp) / "ours.npz"))), (0.5, 0.9, 0.99))
+        saved = dict(np.load(str(Path(tmp) / "ours.npz")))
+        ours_eval = evaluate(truth, saved, (0.5, 0.9, 0.99))
         print(json.dumps(ours_eval), flush=True)
+        if args.dump_households is not None:
+            dump_household_merges(donors, truth, saved).to_csv(args.dump_households, index=False)
+            print(f"wrote {args.dump_households}", flush=True)
         theirs: dict[str, Any] | None = None
         theirs_eval: dict[str, Any] | None = None
         if not args.skip_splink:

@@ -6,8 +6,12 @@ deterministic rule matched merges whatever its score. A household link (see
 score or rule. A pair merges automatically only when one of the identity comparisons
 (``thresholds.merge_needs_agreement_on``: names, email, phone...) counts for it: the same address
 and nothing else is a household's signature, not a duplicate's. Nor does a pair whose first names
-are two different known given names (Charles / Charlotte), or that could be two members of one
-household (see :func:`~donor_sync.identity.households.ambiguous_at_address`): those go to review.
+are two different known given names (Charles / Charlotte), that could be two members of one
+household (at one address without a shared email, birth date, external id or, for one first
+name, a phone no household link shares: see
+:func:`~donor_sync.identity.households.ambiguous_at_address`), or whose generation suffixes (Jr /
+Sr) or middle initials differ (:func:`~donor_sync.identity.households.name_part_conflicts`): those
+go to review.
 """
 
 from __future__ import annotations

@@ -54,3 +54,12 @@ PREPARED_COLUMNS: Final[dict[str, str]] = {
     "birth_year": "First four digits of birth_date.",
     "external_id": "External identifier (a CRM id, a national id), trimmed lower case.",
 }
+
+#: name parts :func:`~donor_sync.identity.prepare.prepare` keeps beside the prepared columns, for
+#: the merge guards only (rules files cannot name them; a frame without them -- records prepared
+#: elsewhere -- just skips the guards that read them)
+NAME_PART_COLUMNS: Final[dict[str, str]] = {
+    "middle_initial": "First letter of the middle name (parsed from full_name), when there is one.",
+    "generation": "Generation suffix of the name: jr, sr, ii, iii or iv (2nd -> ii, Junior -> jr); "
+    "other suffixes (PhD, MD) are not kept.",
+}

@@ -26,6 +26,7 @@ from donor_sync.identity.households import (
     distinct_given_names,
     household_ids,
     household_pairs,
+    name_part_conflicts,
 )
 from donor_sync.identity.nicknames import Nicknames, load_nicknames
 from donor_sync.identity.prepare import PreparedRecords, prepare
@@ -226,7 +227,8 @@ def resolve(
             levels[:, k] = comparer.levels(comparison)
             comparer.release()  # one column's pair views at a time: they are large
         household = household_pairs(comparer, rules.household)
-        ambiguous = ambiguous_at_address(comparer, rules.household)
+        ambiguous = ambiguous_at_address(comparer, rules.household, household)
+        ambiguous |= name_part_conflicts(comparer, rules.household)
         if rules.thresholds.merge_blocked_by_distinct_names:
             ambiguous |= distinct_given_names(comparer)
         deterministic, rule_index = _deterministic(comparer, rules)

@@ -51,13 +51,42 @@ def same_address(comparer: PairComparer, rule: Household) -> np.ndarray:
     )
 
 
-def ambiguous_at_address(comparer: PairComparer, rule: Household) -> np.ndarray:
-    """Return pairs at one address that could as well be two members of one household.
+def _equal(comparer: PairComparer, columns: list[str]) -> np.ndarray:
+    """Return which pairs are present and equal on at least one of ``columns``."""
+    out = np.zeros(len(comparer.left), dtype=bool)
+    for name in columns:
+        col = comparer.column(name)
+        out |= col.valid & (col.left == col.right)
+    return out
 
-    That is: one first name is only an initial of the other (M. and Mary, or M. and Matthew?), or
-    (with ``review_contact_conflicts``) both have an email address, or a phone, and they differ
-    while the other contact does not confirm the pair (John Smith Sr and Jr). They are never
-    merged automatically; the review queue decides.
+
+def ambiguous_at_address(
+    comparer: PairComparer, rule: Household, household: np.ndarray | None = None
+) -> np.ndarray:
+    """Return pairs that could as well be two members of one household (mostly at one address).
+
+    Those are never merged automatically; the review queue decides. At one address (see
+    :func:`same_address`), that is a pair where:
+
+    - no personal identifier of ``merge_needs_identifier`` (email, birth date, external id; or a
+      phone or address that is the person's own, see ``household`` below) is present and equal
+      on both sides. The surname, the address and the household phone are shared by every
+      member, and two members' first names may be equal (two Mary Smiths: a mother and
+      daughter, namesakes) or close (Chris / Christina, Jon / Joan, Sara / Sandra), so nothing
+      else there tells one person from two;
+    - one first name is only an initial of the other (M. and Mary, or M. and Matthew?);
+    - (with ``review_contact_conflicts``) both have an email address, or a phone, and they differ
+      while the other contact does not confirm the pair (John Smith Sr and Jr).
+
+    And, at any address, a pair that shares a phone and whose first names are not equal, without
+    a shared identifier of ``merge_needs_identifier``: a member who moved out keeps the household
+    phone (Sara and Sarah Castillo).
+
+    :param household: the pairs' household links (:func:`household_pairs`). With
+        ``personal_phone_confirms``, a shared phone counts as an identifier for equal or
+        nickname-equivalent first names unless a household link among these pairs shares that
+        phone too (then it is the household's phone, which members share); with
+        ``personal_address_confirms`` so does an address that no household link touches.
     """
     n = len(comparer.left)
     if not rule.enabled or n == 0:
@@ -66,6 +95,29 @@ def ambiguous_at_address(comparer: PairComparer, rule: Household) -> np.ndarray:
     email, phone, first = comparer.column("email"), comparer.column("phone"), comparer.column("first_name")
     same_phone = phone.valid & (phone.left == phone.right)
     same_email = email.valid & (email.left == email.right)
+    inexact = first.valid & (first.left != first.right)
+    identified = np.ones(n, dtype=bool)
+    if rule.merge_needs_identifier:
+        identified = _equal(comparer, rule.merge_needs_identifier)
+        if rule.personal_phone_confirms and household is not None:
+            # a phone no household link shares is the person's own, and confirms like an email --
+            # for one first name or nicknames of it, not for two names a typo apart (Sara / Sarah,
+            # Bryan / Brian, Sean / Jean: two members of a two-person household, no link between)
+            shared = np.zeros(len(phone.uniques) + 1, dtype=bool)
+            shared[phone.left[household & same_phone]] = True
+            fuzzy = inexact & ~first.on_pairs(comparer.nicknames.equivalent_many).astype(bool)
+            identified |= same_phone & ~shared[phone.left] & ~fuzzy
+            if rule.personal_address_confirms:
+                # likewise an address no household link touches: no sign of a second member there
+                address = comparer.column("address")
+                linked = np.zeros(len(address.uniques) + 1, dtype=bool)
+                linked[address.left[household]] = True
+                linked[address.right[household]] = True
+                linked[-1] = True  # no address: nothing known
+                identified |= ~linked[address.left] & ~linked[address.right] & ~fuzzy
+    # a member who moved out keeps the household phone: off the address, a shared phone with first
+    # names that are not equal (Sara / Sarah) needs an identifier as much as a shared address does
+    household_phone = same_phone & inexact & ~identified
     conflict = np.zeros(n, dtype=bool)
     if rule.review_contact_conflicts:
         conflict = (email.valid & ~same_email & ~same_phone) | (phone.valid & ~same_phone & ~same_email)
@@ -76,7 +128,35 @@ def ambiguous_at_address(comparer: PairComparer, rule: Household) -> np.ndarray:
             for x, y in zip(a, b, strict=True)
         ]
     ).astype(bool)
-    return np.asarray(at_address & (conflict | initial), dtype=bool)
+    unconfirmed = ~identified
+    return np.asarray((at_address & (conflict | initial | unconfirmed)) | household_phone, dtype=bool)
+
+
+def name_part_conflicts(comparer: PairComparer, rule: Household) -> np.ndarray:
+    """Return pairs whose names disagree on a generation suffix or a middle initial.
+
+    John Smith Jr and John Smith Sr (or III) are two people, as are John A. Smith and John B.
+    Smith: both present and different keeps the pair from merging automatically. At one address
+    (:func:`same_address`) a generation suffix on one side only does too: John Smith and John Smith
+    Jr at one address are father and son as often as one man. Records prepared without the name
+    parts (``middle_initial``, ``generation``: see
+    :data:`~donor_sync.identity.columns.NAME_PART_COLUMNS`) are not checked.
+    """
+    n = len(comparer.left)
+    out = np.zeros(n, dtype=bool)
+    if not rule.review_name_part_conflicts or n == 0:
+        return out
+    columns = comparer.prepared.frame.columns
+    if "generation" in columns:
+        generation = comparer.column("generation")
+        out |= generation.valid & (generation.left != generation.right)
+        one_sided = (generation.left >= 0) != (generation.right >= 0)
+        if one_sided.any() and rule.enabled:
+            out |= one_sided & same_address(comparer, rule)
+    if "middle_initial" in columns:
+        middle = comparer.column("middle_initial")
+        out |= middle.valid & (middle.left != middle.right)
+    return out
 
 
 def distinct_given_names(comparer: PairComparer) -> np.ndarray:
@@ -106,10 +186,7 @@ def household_pairs(comparer: PairComparer, rule: Household) -> np.ndarray:
     n = len(comparer.left)
     if not rule.enabled or n == 0:
         return np.zeros(n, dtype=bool)
-    at_address = same_address(comparer, rule)
-    for column in rule.unless_equal:
-        col = comparer.column(column)
-        at_address &= ~(col.valid & (col.left == col.right))
+    at_address = same_address(comparer, rule) & ~_equal(comparer, rule.unless_equal)
     rows = np.flatnonzero(at_address)
     out = np.zeros(n, dtype=bool)
     if len(rows) == 0:

@@ -6,7 +6,8 @@ record is normalized the same way here as in staging:
 
 - names: :func:`~donor_sync.standardize.fields.standardize_names` (first/last when given, else
   ``full_name`` parsed; ``Last, First`` understood), then ASCII-folded, lower case, punctuation
-  and hyphens to spaces;
+  and hyphens to spaces; the middle name's initial and a generation suffix (Jr, Sr, II, III, IV)
+  are kept apart, for the merge guards;
 - email: :func:`~donor_sync.standardize.fields.normalize_emails`'s ``email_key`` (a value that does
   not validate is kept lower-cased, so two copies of the same typo still match);
 - phone: :func:`~donor_sync.standardize.fields.to_e164` with the record's country;
@@ -28,7 +29,7 @@ import jellyfish
 import numpy as np
 import pandas as pd
 
-from donor_sync.identity.columns import FIELDS, PREPARED_COLUMNS
+from donor_sync.identity.columns import FIELDS, NAME_PART_COLUMNS, PREPARED_COLUMNS
 from donor_sync.identity.nicknames import Nicknames, load_nicknames
 
 STRING = "string[pyarrow]"
@@ -145,15 +146,46 @@ def _name_column(frame: pd.DataFrame, name: str) -> pd.Series | None:
     return values.where(values.str.len() <= MAX_NAME_LENGTH)
 
 
-def _names(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+#: generation suffixes (as folded: lower case, no dots) -> one form each
+GENERATIONS: dict[str, str] = {
+    "jr": "jr",
+    "junior": "jr",
+    "sr": "sr",
+    "senior": "sr",
+    "ii": "ii",
+    "2nd": "ii",
+    "iii": "iii",
+    "3rd": "iii",
+    "iv": "iv",
+    "4th": "iv",
+}
+
+
+def _generation(suffix: str) -> str | None:
+    """Return the generation suffix (jr, sr, ii, iii, iv) of a name suffix, else None (PhD, MD)."""
+    return GENERATIONS.get(suffix.lower().replace(".", "").replace(" ", ""))
+
+
+def _initial(name: str) -> str | None:
+    folded = fold(name)
+    return folded[:1] if folded else None
+
+
+def _names(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Return first name, last name, generation suffix and middle initial."""
     from donor_sync.standardize.fields import standardize_names
 
     full, first, last = (_name_column(frame, n) for n in ("full_name", "first_name", "last_name"))
     if full is None and first is None and last is None:
         empty = pd.Series(pd.NA, index=frame.index, dtype=STRING)
-        return empty, empty
+        return empty, empty, empty, empty
     values = standardize_names(full, first, last).values
-    return map_unique(values["first_name"], fold), map_unique(values["last_name"], fold)
+    return (
+        map_unique(values["first_name"], fold),
+        map_unique(values["last_name"], fold),
+        map_unique(values["name_suffix"], _generation),
+        map_unique(values["middle_name"], _initial),
+    )
 
 
 def _email(frame: pd.DataFrame) -> pd.Series:
@@ -222,7 +254,7 @@ def prepare(
         if id_column in frame.columns
         else pd.Series(np.arange(len(frame)).astype(str), index=frame.index)
     )
-    first, last = _names(frame)
+    first, last, generation, middle_initial = _names(frame)
     address = _address(frame)
     email = _email(frame)
     out: dict[str, pd.Series] = {"record_id": ids.astype(object)}
@@ -231,6 +263,8 @@ def prepare(
     out["full_name"] = (first.fillna("") + " " + last.fillna("")).str.strip()
     out["full_name"] = out["full_name"].where(out["full_name"] != "")
     out["first_initial"] = first.str.slice(0, 1)
+    out["middle_initial"] = middle_initial
+    out["generation"] = generation
     out["first_formal"] = map_unique(first, nicknames.formal)
     out["first_metaphone"] = map_unique(first, _metaphone)
     out["last_metaphone"] = map_unique(last, _metaphone)
@@ -256,8 +290,8 @@ def prepare(
     out["birth_date"] = birth
     out["birth_year"] = birth.str.slice(0, 4)
     out["external_id"] = _lower_text(_text_or_empty(frame, "external_id"))
-    prepared = pd.DataFrame({k: out[k] for k in ("record_id", *PREPARED_COLUMNS)})
-    for col in PREPARED_COLUMNS:
+    prepared = pd.DataFrame({k: out[k] for k in ("record_id", *PREPARED_COLUMNS, *NAME_PART_COLUMNS)})
+    for col in (*PREPARED_COLUMNS, *NAME_PART_COLUMNS):
         prepared[col] = prepared[col].astype(STRING)
     return PreparedRecords(prepared)
 

@@ -384,6 +384,36 @@ class Household(_Strict):
         "donor with a new mailbox or two namesakes of one household (Sr and Jr). Costs automatic "
         "recall, never precision.",
     )
+    merge_needs_identifier: list[str] = Field(
+        default_factory=lambda: ["email", "birth_date", "external_id"],
+        description="At one address, a pair merges automatically only if one of these columns is "
+        "present and equal on both sides; otherwise it goes to review. The surname, the address "
+        "and the household phone are every member's, and two members' first names may be equal "
+        "(namesakes) or close (Chris / Christina, Sara / Sandra), so only a personal identifier "
+        "tells one person from two there. Likewise, anywhere, a pair sharing a phone whose first "
+        "names are not equal (a member who moved out keeps the household phone). Costs automatic "
+        "recall, never precision. Empty: no such check.",
+    )
+    personal_phone_confirms: bool = Field(
+        default=True,
+        description="With merge_needs_identifier: a shared phone counts as such an identifier for "
+        "equal or nickname-equivalent first names (not for names a typo apart: Sara / Sarah, Bryan "
+        "/ Brian), unless a household link (two members with different first names) among the "
+        "pairs shares that phone too -- then it is the household's phone, which namesakes and a "
+        "member who moved out share as well.",
+    )
+    personal_address_confirms: bool = Field(
+        default=True,
+        description="With personal_phone_confirms: at an address that no household link (two "
+        "members with different first names) among the pairs touches, equal or nickname-"
+        "equivalent first names need no identifier -- nothing there shows a second member.",
+    )
+    review_name_part_conflicts: bool = Field(
+        default=True,
+        description="A pair whose generation suffixes (Jr, Sr, II, III) differ, or whose middle "
+        "initials differ, goes to review instead of merging; at one address so does a generation "
+        "suffix on one side only (John Smith and John Smith Jr: father and son).",
+    )
     first_name_min_edits: int = Field(
         default=2,
         ge=1,
@@ -392,7 +422,7 @@ class Household(_Strict):
         "nickname-equivalent.",
     )
 
-    @field_validator("unless_equal")
+    @field_validator("unless_equal", "merge_needs_identifier")
     @classmethod
     def _unless(cls, value: list[str]) -> list[str]:
         return [_check_column(c) for c in value]

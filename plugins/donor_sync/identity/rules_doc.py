@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from donor_sync.identity.columns import FIELDS, PREPARED_COLUMNS
+from donor_sync.identity.columns import FIELDS, NAME_PART_COLUMNS, PREPARED_COLUMNS
 from donor_sync.identity.comparisons import level_label
 from donor_sync.identity.rules import DedupRules, default_rules_path, load_rules
 from donor_sync.paths import repo_root
@@ -40,7 +40,9 @@ the pair's **match weight** is the prior's log-odds plus every field's contribut
 decision can be explained) and its probability `1 / (1 + 2^-weight)`. **Bands**: at or above
 `thresholds.auto_merge` merge automatically, at or above `thresholds.review` go to the review
 queue, below are kept apart; a deterministic rule merges whatever the score; a **household** link
-(same surname and address, clearly different first names that are not nicknames) is never merged.
+(same surname and address, clearly different first names that are not nicknames) is never merged,
+and at one address a pair merges automatically only on a shared personal identifier
+(`household.merge_needs_identifier`: members share the surname, the address and often the phone).
 **Clustering** joins records strongest link first and never puts two records in one cluster whose
 own pair scored below `clustering.cannot_link_below` or is a household link, so strangers are not
 chained together through a record that resembles both.
@@ -154,6 +156,15 @@ def render(rules_path: Path | None = None) -> str:
     lines = [_HEADER, "## Input fields", "", ", ".join(f"`{f}`" for f in FIELDS) + ".", ""]
     lines += ["## Prepared columns", "", "| column | holds |", "|---|---|"]
     lines += [f"| `{name}` | {text} |" for name, text in PREPARED_COLUMNS.items()]
+    lines += [
+        "",
+        "Kept beside them for the merge guards only (`household.review_name_part_conflicts`; rules "
+        "cannot name them, and records prepared without them are not checked):",
+        "",
+        "| column | holds |",
+        "|---|---|",
+    ]
+    lines += [f"| `{name}` | {text} |" for name, text in NAME_PART_COLUMNS.items()]
     lines += ["", "## Reference", ""]
     for path, model in _models(DedupRules, ""):
         lines += _section(path, model)
