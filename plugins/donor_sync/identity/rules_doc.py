@@ -9,17 +9,15 @@ Regenerate with ``python -m donor_sync.identity.rules_doc``.
 from __future__ import annotations
 
 import sys
-import types
 import typing
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from donor_sync.identity.columns import FIELDS, NAME_PART_COLUMNS, PREPARED_COLUMNS
 from donor_sync.identity.comparisons import level_label
 from donor_sync.identity.rules import DedupRules, default_rules_path, load_rules
+from donor_sync.model_doc import model_section, nested_models, path_title, write_page
 from donor_sync.paths import repo_root
 
 _HEADER = """# Dedup rules
@@ -56,57 +54,13 @@ def doc_path() -> Path:
     return repo_root() / "docs" / "dedup-rules.md"
 
 
-def _type_name(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Literal:
-        return " \\| ".join(f"`{a}`" for a in typing.get_args(annotation))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
-    if origin in (list, tuple, set, frozenset):
-        args = typing.get_args(annotation)
-        return f"list of {_type_name(args[0])}" if args else "list"
-    if origin is dict:
-        key, value = typing.get_args(annotation)
-        return f"map of {_type_name(key)} to {_type_name(value)}"
-    if annotation is type(None):
-        return "null"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def _default(info: FieldInfo) -> str:
-    if info.is_required():
-        return "required"
-    value = info.get_default(call_default_factory=True)
-    if isinstance(value, BaseModel):
-        return "see below"
-    text = repr(value) if not isinstance(value, str) else value
-    text = text.replace("Decimal('", "").replace("')", "")
-    return f"`{text}`" if len(text) < 60 else "see the shipped file"
-
-
-def _models(model: type[BaseModel], path: str) -> list[tuple[str, type[BaseModel]]]:
-    found = [(path, model)]
-    for name, info in model.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            found.extend(_models(annotation, f"{path}.{name}" if path else name))
-    return found
-
-
-def _section(path: str, model: type[BaseModel]) -> list[str]:
-    title = f"`{path}`" if path else "Top level"
-    lines = [f"### {title}", ""]
-    if model.__doc__:
-        lines += [" ".join(model.__doc__.split()), ""]
-    lines += ["| field | type | default | description |", "|---|---|---|---|"]
-    for name, info in model.model_fields.items():
-        description = " ".join((info.description or "").split()).replace("|", "\\|")
-        annotation = info.annotation
-        type_name = "list of levels" if name == "levels" else _type_name(annotation)
-        if typing.get_origin(annotation) is list and name in ("passes", "comparisons", "deterministic"):
-            type_name = f"list of {typing.get_args(annotation)[0].__name__}"
-        lines.append(f"| `{name}` | {type_name} | {_default(info)} | {description} |")
-    return [*lines, ""]
+def _type_of(name: str, info: FieldInfo) -> str | None:
+    """Name the lists of rule objects by their element model, and levels as one union."""
+    if name == "levels":
+        return "list of levels"
+    if typing.get_origin(info.annotation) is list and name in ("passes", "comparisons", "deterministic"):
+        return f"list of {typing.get_args(info.annotation)[0].__name__}"
+    return None
 
 
 def _levels() -> list[str]:
@@ -166,8 +120,8 @@ def render(rules_path: Path | None = None) -> str:
     ]
     lines += [f"| `{name}` | {text} |" for name, text in NAME_PART_COLUMNS.items()]
     lines += ["", "## Reference", ""]
-    for path, model in _models(DedupRules, ""):
-        lines += _section(path, model)
+    for path, model in nested_models(DedupRules):
+        lines += model_section(path_title(path), model, type_of=_type_of)
     lines += _levels()
     lines += _shipped(rules)
     return "\n".join(lines).rstrip() + "\n"
@@ -175,10 +129,7 @@ def render(rules_path: Path | None = None) -> str:
 
 def main() -> int:
     """Write docs/dedup-rules.md."""
-    path = doc_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(), encoding="utf-8")
-    print(f"wrote {path}")
+    write_page(doc_path(), render())
     return 0
 
 

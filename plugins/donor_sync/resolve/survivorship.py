@@ -18,7 +18,6 @@ touched, set-based, in one ``UPDATE`` built from the rules (:func:`recompute_gol
 from __future__ import annotations
 
 import sys
-import types
 import typing
 from pathlib import Path
 from typing import Final, Literal
@@ -27,6 +26,7 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from donor_sync.model_doc import model_section, write_page
 from donor_sync.paths import include_dir, repo_root
 from donor_sync.yaml_source import load_yaml_model
 
@@ -368,33 +368,6 @@ def doc_path() -> Path:
     return repo_root() / "docs" / "survivorship.md"
 
 
-def _type_name(annotation: object) -> str:
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is typing.Literal:
-        return " \\| ".join(f"`{a}`" for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in args)
-    if origin is list:
-        return f"list of {_type_name(args[0])}"
-    if origin is dict:
-        return f"map of {_type_name(args[0])} to {_type_name(args[1])}"
-    if annotation is type(None):
-        return "null"
-    return str(getattr(annotation, "__name__", annotation))
-
-
-def _section(title: str, model: type[BaseModel]) -> list[str]:
-    lines = [f"### {title}", ""]
-    if model.__doc__:
-        lines += [" ".join(model.__doc__.split()), ""]
-    lines += ["| field | type | description |", "|---|---|---|"]
-    for name, info in model.model_fields.items():
-        description = " ".join((info.description or "").split()).replace("|", "\\|")
-        lines.append(f"| `{name}` | {_type_name(info.annotation)} | {description} |")
-    return [*lines, ""]
-
-
 def render(path: Path | None = None) -> str:
     """Return the page for the models and the rules file at ``path`` (the shipped one)."""
     rules = load_survivorship(path)
@@ -405,7 +378,7 @@ def render(path: Path | None = None) -> str:
         ("`email_verification`", EmailVerification),
         ("`flags.<column>`", Flag),
     ):
-        lines += _section(title, model)
+        lines += model_section(title, model, defaults=False)
     lines += ["## What the shipped file sets", ""]
     lines += [f"System priority: {', '.join(rules.source_priority) or '(none)'}; unlisted systems last.", ""]
     lines += ["| group | columns | a record competes when it has | winner |", "|---|---|---|---|"]
@@ -437,10 +410,7 @@ def render(path: Path | None = None) -> str:
 
 def main() -> int:
     """Write docs/survivorship.md."""
-    path = doc_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(), encoding="utf-8")
-    print(f"wrote {path}")
+    write_page(doc_path(), render())
     return 0
 
 

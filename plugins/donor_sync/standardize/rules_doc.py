@@ -9,14 +9,9 @@ Regenerate with ``python -m donor_sync.standardize.rules_doc``.
 from __future__ import annotations
 
 import sys
-import types
-import typing
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel
-from pydantic.fields import FieldInfo
-
+from donor_sync.model_doc import model_section, nested_models, path_title, write_page
 from donor_sync.paths import repo_root
 from donor_sync.standardize.settings import StandardizeSettings, default_rules_path, load_settings
 
@@ -42,55 +37,6 @@ reviewed with `donor-sync quarantine list|show|fix|release|discard`.
 def doc_path() -> Path:
     """Return where the generated page lives."""
     return repo_root() / "docs" / "standardize-rules.md"
-
-
-def _type_name(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Literal:
-        return " \\| ".join(f"`{a}`" for a in typing.get_args(annotation))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
-    if origin in (list, tuple, set, frozenset):
-        args = typing.get_args(annotation)
-        return f"list of {_type_name(args[0])}" if args else "list"
-    if origin is dict:
-        key, value = typing.get_args(annotation)
-        return f"map of {_type_name(key)} to {_type_name(value)}"
-    if annotation is type(None):
-        return "null"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def _default(info: FieldInfo) -> str:
-    if info.is_required():
-        return "required"
-    value = info.get_default(call_default_factory=True)
-    if isinstance(value, BaseModel):
-        return "see below"
-    text = repr(value) if not isinstance(value, str) else value
-    text = text.replace("Decimal('", "").replace("')", "")
-    return f"`{text}`" if len(text) < 60 else "see the shipped file"
-
-
-def _models(model: type[BaseModel], path: str) -> list[tuple[str, type[BaseModel]]]:
-    found = [(path, model)]
-    for name, info in model.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            found.extend(_models(annotation, f"{path}.{name}" if path else name))
-    return found
-
-
-def _section(path: str, model: type[BaseModel]) -> list[str]:
-    title = f"`{path}`" if path else "Top level"
-    lines = [f"### {title}", ""]
-    if model.__doc__:
-        lines += [" ".join(model.__doc__.split()), ""]
-    lines += ["| field | type | default | description |", "|---|---|---|---|"]
-    for name, info in model.model_fields.items():
-        description = " ".join((info.description or "").split()).replace("|", "\\|")
-        lines.append(f"| `{name}` | {_type_name(info.annotation)} | {_default(info)} | {description} |")
-    return [*lines, ""]
 
 
 def _shipped(settings: StandardizeSettings) -> list[str]:
@@ -138,18 +84,15 @@ def render(settings_path: Path | None = None) -> str:
     """Return the page for the models and the rules file at ``settings_path`` (the shipped one)."""
     settings = load_settings(settings_path or default_rules_path())
     lines = [_HEADER, "## Reference", ""]
-    for path, model in _models(StandardizeSettings, ""):
-        lines += _section(path, model)
+    for path, model in nested_models(StandardizeSettings):
+        lines += model_section(path_title(path), model)
     lines += _shipped(settings)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def main() -> int:
     """Write docs/standardize-rules.md."""
-    path = doc_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(), encoding="utf-8")
-    print(f"wrote {path}")
+    write_page(doc_path(), render())
     return 0
 
 
