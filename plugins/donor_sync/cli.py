@@ -7,36 +7,17 @@ and stay quiet otherwise.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from donor_sync import __version__
-from donor_sync.errors import DonorSyncError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly_errors(func: F) -> F:
-    """Turn donor-sync's own errors into one clear line and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DonorSyncError as exc:
-            click.echo(click.style("error: ", fg="red", bold=True) + str(exc), err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
+from donor_sync.cli_support import friendly_errors as _friendly_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,37 +7,19 @@ formats are read from ``include/mappings/csv_formats/``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from donor_sync.errors import DonorSyncError
+from donor_sync.cli_support import friendly_errors as _friendly_errors
 
 if TYPE_CHECKING:
     from donor_sync.sources.csv_drop import CsvFileResult
     from donor_sync.sources.csv_drop.formats import CsvFormat
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly_errors(func: F) -> F:
-    """Turn donor-sync's own errors into one clear line and exit status 1 (as the main CLI does)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DonorSyncError as exc:
-            click.echo(click.style("error: ", fg="red", bold=True) + str(exc), err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group("csv")

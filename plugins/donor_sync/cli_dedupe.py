@@ -16,7 +16,8 @@ from pathlib import Path
 
 import click
 
-from donor_sync.cli import _friendly_errors, main
+from donor_sync.cli import main
+from donor_sync.cli_support import friendly_errors as _friendly_errors
 from donor_sync.errors import DonorSyncError
 
 log = logging.getLogger(__name__)

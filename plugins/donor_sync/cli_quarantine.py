@@ -7,7 +7,6 @@ Each change is audited in sync.audit_log as ``cli:<user>`` with the note given.
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from datetime import UTC, datetime
@@ -15,22 +14,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from donor_sync.cli import _friendly_errors, main
+from donor_sync.cli import main
+from donor_sync.cli_support import cli_actor, connect_staging
+from donor_sync.cli_support import friendly_errors as _friendly_errors
 
 if TYPE_CHECKING:
-    import psycopg
-
     from donor_sync.standardize.quarantine import Outcome, QuarantinedRecord
-
-
-def _connect() -> psycopg.Connection:
-    from donor_sync.db import connect, resolve_target
-
-    return connect(resolve_target().url)
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def _summary(record: QuarantinedRecord) -> str:
@@ -71,7 +60,7 @@ def list_command(source: str | None, code: str | None, include_closed: bool, lim
     """List quarantine rows, newest first (ids, kinds of record and reason codes; no values)."""
     from donor_sync.standardize.quarantine import list_quarantined
 
-    with _connect() as conn:
+    with connect_staging() as conn:
         rows = list_quarantined(conn, source=source, code=code, include_closed=include_closed, limit=limit)
     for row in rows:
         click.echo(_summary(row))
@@ -87,7 +76,7 @@ def show_command(quarantine_id: int, as_json: bool) -> None:
     """Show one quarantine row with every reason and the offending values."""
     from donor_sync.standardize.quarantine import get_quarantined
 
-    with _connect() as conn:
+    with connect_staging() as conn:
         record = get_quarantined(conn, quarantine_id)
     if as_json:
         payload = dict(record.__dict__)
@@ -125,12 +114,12 @@ def fix_command(quarantine_id: int, assignments: tuple[str, ...], note: str | No
     from donor_sync.standardize.settings import load_settings
 
     overrides = _overrides(assignments)
-    with _connect() as conn:
+    with connect_staging() as conn:
         outcome = quarantine.fix(
             conn,
             quarantine_id,
             overrides,
-            actor=_actor(),
+            actor=cli_actor(),
             settings=load_settings(),
             now=datetime.now(UTC),
             note=note,
@@ -147,9 +136,9 @@ def release_command(quarantine_id: int, note: str | None) -> None:
     from donor_sync.standardize import quarantine
     from donor_sync.standardize.settings import load_settings
 
-    with _connect() as conn:
+    with connect_staging() as conn:
         outcome = quarantine.release(
-            conn, quarantine_id, actor=_actor(), settings=load_settings(), now=datetime.now(UTC), note=note
+            conn, quarantine_id, actor=cli_actor(), settings=load_settings(), now=datetime.now(UTC), note=note
         )
     _report(outcome)
 
@@ -162,6 +151,6 @@ def discard_command(quarantine_id: int, note: str) -> None:
     """Drop a record for good: the quarantine row is closed, the record stays quarantined."""
     from donor_sync.standardize import quarantine
 
-    with _connect() as conn:
-        record = quarantine.discard(conn, quarantine_id, actor=_actor(), note=note)
+    with connect_staging() as conn:
+        record = quarantine.discard(conn, quarantine_id, actor=cli_actor(), note=note)
     click.echo(f"quarantine row {record.quarantine_id} discarded (raw record {record.raw_record_id})")

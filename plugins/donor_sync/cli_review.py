@@ -7,47 +7,16 @@ stdout, never in logs). Every decision is audited in sync.audit_log as ``cli:<us
 
 from __future__ import annotations
 
-import functools
-import getpass
 import json
-import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from donor_sync.errors import DonorSyncError
+from donor_sync.cli_support import cli_actor, connect_staging
+from donor_sync.cli_support import friendly_errors as _friendly_errors
 
 if TYPE_CHECKING:
-    import psycopg
-
     from donor_sync.resolve.review import Review
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly_errors(func: F) -> F:
-    """Turn donor-sync's own errors into one clear line and exit status 1 (as the main CLI does)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DonorSyncError as exc:
-            click.echo(click.style("error: ", fg="red", bold=True) + str(exc), err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _connect() -> psycopg.Connection:
-    from donor_sync.db import connect, resolve_target
-
-    return connect(resolve_target().url)
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def _summary(review: Review) -> str:
@@ -79,7 +48,7 @@ def list_command(statuses: tuple[str, ...], limit: int) -> None:
     from donor_sync.resolve.review import OPEN_STATUSES, count_reviews, list_reviews
 
     wanted = statuses or OPEN_STATUSES
-    with _connect() as conn:
+    with connect_staging() as conn:
         reviews = list_reviews(conn, statuses=wanted, limit=limit)
         total = count_reviews(conn, statuses=wanted)
     for review in reviews:
@@ -102,7 +71,7 @@ def show_command(review_id: int) -> None:
     """Show a pair side by side: both golden records, their source records, score and explanation."""
     from donor_sync.resolve.review import SHOWN_FIELDS, get_review
 
-    with _connect() as conn:
+    with connect_staging() as conn:
         detail = get_review(conn, review_id)
     review = detail.review
     click.echo(_summary(review))
@@ -132,8 +101,8 @@ def _decide(review_id: int, decision: str, note: str | None) -> None:
     from donor_sync.resolve import decide, load_resolve_rules
 
     rules = load_resolve_rules()
-    with _connect() as conn:
-        result = decide(conn, review_id, decision, actor=_actor(), rules=rules, note=note)  # type: ignore[arg-type]
+    with connect_staging() as conn:
+        result = decide(conn, review_id, decision, actor=cli_actor(), rules=rules, note=note)  # type: ignore[arg-type]
         conn.commit()
     if result.status == "superseded":
         click.echo(f"review {review_id}: a donor of the pair was merged or erased since; marked superseded")
@@ -183,8 +152,8 @@ def unmerge_command(target: str) -> None:
     """Undo a merge: TARGET is its decision id, or the id of the donor it merged away."""
     from donor_sync.resolve import load_resolve_rules, unmerge
 
-    with _connect() as conn:
-        result = unmerge(conn, target, actor=_actor(), rules=load_resolve_rules())
+    with connect_staging() as conn:
+        result = unmerge(conn, target, actor=cli_actor(), rules=load_resolve_rules())
         conn.commit()
     revived = f"; donor {result.revived_donor_id} revived" if result.revived_donor_id else ""
     new = f"; records moved to new donor {result.new_donor_id}" if result.new_donor_id else ""

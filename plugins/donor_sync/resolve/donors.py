@@ -198,21 +198,7 @@ def _load_records(conn: psycopg.Connection, batch_ids: Sequence[int]) -> int:
 
 def _new_records(conn: psycopg.Connection) -> pd.DataFrame:
     """Return the records not yet known as identity input (``record_id`` = rec as text) plus ``rec``."""
-    fields = (
-        "first_name",
-        "last_name",
-        "is_organization",
-        "organization_name",
-        "email",
-        "phone",
-        "address_line1",
-        "address_line2",
-        "city",
-        "region",
-        "postal_code",
-        "country_code",
-        "birth_date",
-    )
+    fields = match_store.MATCH_FIELDS
     buffer = io.BytesIO()
     select = sql.SQL(", ").join(
         sql.SQL("attributes ->> {} AS {}").format(sql.Literal(f), sql.Identifier(f)) for f in fields

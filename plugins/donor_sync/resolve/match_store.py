@@ -41,9 +41,8 @@ from donor_sync.identity import (
 
 log = logging.getLogger(__name__)
 
-#: core.donors columns read to match against a golden record
-GOLDEN_FIELDS: Final = (
-    "donor_id",
+#: The standardized fields a record is matched on (staging.donors and core.donors share them).
+MATCH_FIELDS: Final = (
     "first_name",
     "last_name",
     "is_organization",
@@ -58,6 +57,8 @@ GOLDEN_FIELDS: Final = (
     "country_code",
     "birth_date",
 )
+#: core.donors columns read to match against a golden record
+GOLDEN_FIELDS: Final = ("donor_id", *MATCH_FIELDS)
 KEYS_TMP: Final = "__donor_sync__match_keys"
 
 
