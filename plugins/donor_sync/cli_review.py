@@ -160,3 +160,53 @@ def unmerge_command(target: str) -> None:
     click.echo(
         f"decision {result.decision_id} undone: {result.records_restored} record(s) restored{revived}{new}"
     )
+
+
+@review_group.command("refit")
+@click.option(
+    "--min-labels",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Skip the refit with fewer decided reviews than this (default 20).",
+)
+@click.option("--dry-run", is_flag=True, help="Show the new weights and their agreement; store nothing.")
+@_friendly_errors
+def refit_command(min_labels: int | None, dry_run: bool) -> None:
+    """Refit the match weights from the queue's decisions (approved: same donor, rejected: not).
+
+    The fitted model becomes active for the current dedup rules; resolve scores with it from the
+    next run. Prints how many labels it used, how well the old and the new weights agree with them,
+    and each level whose weight moved.
+    """
+    from donor_sync.resolve import load_resolve_rules
+    from donor_sync.resolve.match_models import DEFAULT_MIN_LABELS, refit_from_reviews
+
+    with connect_staging() as conn:
+        report = refit_from_reviews(
+            conn,
+            load_resolve_rules(),
+            actor=cli_actor(),
+            min_labels=min_labels or DEFAULT_MIN_LABELS,
+            dry_run=dry_run,
+        )
+        conn.commit()
+    click.echo(
+        f"{report.labels} labelled pairs ({report.label_matches} approved, "
+        f"{report.label_non_matches} rejected) for rules {report.rules_version}"
+    )
+    if report.skipped_reason:
+        click.echo(f"not refitted: {report.skipped_reason}")
+        return
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1%}"
+
+    click.echo(
+        f"agreement with the decisions: {pct(report.agreement_before)} -> {pct(report.agreement_after)}"
+    )
+    for change in report.changes:
+        click.echo(f"  {change.comparison} level {change.level}: {change.before:+.2f} -> {change.after:+.2f}")
+    if report.model_id is None:
+        click.echo("dry run: nothing stored")
+    else:
+        click.echo(f"model {report.model_id} stored and active")

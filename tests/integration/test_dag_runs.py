@@ -135,6 +135,12 @@ def test_scheduled_dag_records_its_run(
     assert len(rows) == 1
     assert rows[0][:3] == (dag_id, dag_run.run_id, "success")
     assert rows[0][3] is not None
+    if dag_id == "donors_nightly":
+        with psycopg.connect(staging) as conn:
+            refit = conn.execute(
+                "SELECT metric, value FROM sync.run_metrics WHERE stage = 'refit'"
+            ).fetchall()
+        assert dict(refit) == {"labels": 0, "models_stored": 0}, "no decided review: nothing refitted"
 
 
 def test_manual_run_params_are_validated_and_recorded(airflow_db: None, staging: str, dagbag: DagBag) -> None:

@@ -36,3 +36,45 @@ def resolve_task(sync_run_id: str) -> str:
         result.gifts.pending_rows,
     )
     return sync_run_id
+
+
+@task(pool="staging_db")
+def refit_match_weights_task(sync_run_id: str) -> str:
+    """Airflow task: refit the match weights from the review queue's decisions when enough new ones
+    arrived (``donor-sync review refit`` does the same by hand); the next resolve scores with them.
+    """
+    from donor_sync.db import connect
+    from donor_sync.hooks.staging_db import StagingDbHook
+    from donor_sync.observability import runs
+    from donor_sync.resolve import load_resolve_rules
+    from donor_sync.resolve.match_models import refit_from_reviews
+
+    run_id = UUID(sync_run_id)
+    with connect(StagingDbHook().conninfo()) as conn:
+        report = refit_from_reviews(
+            conn, load_resolve_rules(), actor="dag:donors_nightly.refit_match_weights"
+        )
+        figures = {"labels": report.labels, "models_stored": int(report.model_id is not None)}
+        for metric, value in figures.items():
+            runs.record_metric(conn, run_id, stage="refit", metric=metric, value=value, unit="count")
+        if report.agreement_after is not None:
+            runs.record_metric(
+                conn,
+                run_id,
+                stage="refit",
+                metric="label_agreement",
+                value=report.agreement_after,
+                unit="ratio",
+            )
+        conn.commit()
+    if report.model_id is None:
+        log.info("match weights not refitted: %s", report.skipped_reason)
+    else:
+        log.info(
+            "match model %s fitted on %s decisions; agreement %s -> %s",
+            report.model_id,
+            report.labels,
+            report.agreement_before,
+            report.agreement_after,
+        )
+    return sync_run_id

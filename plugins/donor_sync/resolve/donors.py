@@ -676,14 +676,17 @@ def resolve_donors(
     :param rules: :func:`load_resolve_rules`.
     :param now: the time written on mappings, sources and resolved rows.
     :param actor: who runs it (``dag:<dag_id>.<task_id>``, ``cli:<user>``), for the audit log.
-    :param model: the match model (default: the rules' priors, ``MatchModel.from_rules``).
+    :param model: the match model (default: the active model refitted from review decisions,
+        else the rules' priors; :func:`donor_sync.resolve.match_models.load_active_model`).
     :return: counts (no PII).
     """
     import time
 
+    from donor_sync.resolve.match_models import load_active_model
+
     counts = ResolveCounts()
     started = time.perf_counter()
-    model = model or MatchModel.from_rules(rules.dedup)
+    model = model or load_active_model(conn, rules)
     _ensure_match_keys(conn, rules)
     counts.source_records = _load_records(conn, batch_ids)
     counts.staged_rows = int(
@@ -772,7 +775,9 @@ def match_record(
     :return: one row per candidate golden record, strongest first: ``donor_id``, ``band``,
         ``match_probability``, ``match_weight``, ``household`` and per-comparison levels and weights.
     """
-    model = model or MatchModel.from_rules(rules.dedup)
+    from donor_sync.resolve.match_models import load_active_model
+
+    model = model or load_active_model(conn, rules)
     scoring = rules.scoring
     model = MatchModel(tuple(scoring.comparisons), model.m, model.u, model.prior, [*model.history])
     new = match_store.identity_frame(pd.DataFrame([{**record, "donor_id": "new"}]))
