@@ -6,13 +6,15 @@ import pandas as pd
 import psycopg
 
 from donor_sync.identity import PREPARED_COLUMNS, prepare
+from donor_sync.identity.columns import NAME_PART_COLUMNS
 from donor_sync.resolve import match_store
 from donor_sync.resolve.donors import match_record
 from tests.resolve.test_donors_support import JANE, new_batch, resolve_jane, rules, run, stage
 from tests.standardize.test_pipeline_support import land_and_standardize, sample
 
 _STAGED = (
-    "SELECT source || ':' || source_id AS donor_id, first_name, last_name, is_organization,"
+    "SELECT source || ':' || source_id AS donor_id, first_name, middle_name, last_name, name_suffix,"
+    " is_organization,"
     " organization_name,"
     " email, phone, address_line1, address_line2, city, region, postal_code, country_code, birth_date::text"
     " FROM staging.donors"
@@ -29,7 +31,8 @@ def test_the_fast_path_prepares_staged_records_exactly_as_the_engine(db: psycopg
     assert match_store.standardized_fast_path(frame)
     engine = prepare(frame, nicknames=rules().nicknames).frame
     fast = match_store.prepare_standardized(frame, nicknames=rules().nicknames).frame
-    for column in PREPARED_COLUMNS:
+    assert fast["middle_initial"].notna().any(), "the sample has middle names"
+    for column in (*PREPARED_COLUMNS, *NAME_PART_COLUMNS):
         same = (engine[column] == fast[column]).fillna(False) | (engine[column].isna() & fast[column].isna())
         assert same.all(), (column, int((~same).sum()))
     small = match_store.long_keys(

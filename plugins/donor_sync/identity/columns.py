@@ -14,6 +14,8 @@ FIELDS: Final = (
     "first_name",
     "last_name",
     "full_name",
+    "middle_name",
+    "name_suffix",
     "email",
     "phone",
     "street",
@@ -59,7 +61,8 @@ PREPARED_COLUMNS: Final[dict[str, str]] = {
 #: the merge guards only (rules files cannot name them; a frame without them -- records prepared
 #: elsewhere -- just skips the guards that read them)
 NAME_PART_COLUMNS: Final[dict[str, str]] = {
-    "middle_initial": "First letter of the middle name (parsed from full_name), when there is one.",
-    "generation": "Generation suffix of the name: jr, sr, ii, iii or iv (2nd -> ii, Junior -> jr); "
-    "other suffixes (PhD, MD) are not kept.",
+    "middle_initial": "First letter of the middle name (middle_name when given, else parsed from the "
+    "names), when there is one.",
+    "generation": "Generation suffix of the name (name_suffix when given, else parsed from the names): "
+    "jr, sr, ii, iii or iv (2nd -> ii, Junior -> jr); other suffixes (PhD, MD) are not kept.",
 }

@@ -180,11 +180,19 @@ def _names(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series, pd.Ser
         empty = pd.Series(pd.NA, index=frame.index, dtype=STRING)
         return empty, empty, empty, empty
     values = standardize_names(full, first, last).values
+    generation = map_unique(values["name_suffix"], _generation)
+    middle_initial = map_unique(values["middle_name"], _initial)
+    # Parts given in their own columns (standardized records keep them apart) win over parsed ones.
+    given_suffix, given_middle = _name_column(frame, "name_suffix"), _name_column(frame, "middle_name")
+    if given_suffix is not None:
+        generation = map_unique(given_suffix, _generation).fillna(generation)
+    if given_middle is not None:
+        middle_initial = map_unique(given_middle, _initial).fillna(middle_initial)
     return (
         map_unique(values["first_name"], fold),
         map_unique(values["last_name"], fold),
-        map_unique(values["name_suffix"], _generation),
-        map_unique(values["middle_name"], _initial),
+        generation,
+        middle_initial,
     )
 
 

@@ -38,13 +38,17 @@ from donor_sync.identity import (
     key_column,
     prepare,
 )
+from donor_sync.identity.columns import NAME_PART_COLUMNS
+from donor_sync.identity.prepare import GENERATIONS
 
 log = logging.getLogger(__name__)
 
 #: The standardized fields a record is matched on (staging.donors and core.donors share them).
 MATCH_FIELDS: Final = (
     "first_name",
+    "middle_name",
     "last_name",
+    "name_suffix",
     "is_organization",
     "organization_name",
     "email",
@@ -105,6 +109,8 @@ def identity_frame(golden: pd.DataFrame, id_column: str = "donor_id") -> pd.Data
             "postal_code": col("postal_code"),
             "country": col("country_code"),
             "birth_date": col("birth_date"),
+            "middle_name": col("middle_name"),
+            "name_suffix": col("name_suffix"),
         }
     )
 
@@ -122,6 +128,8 @@ _FIELD_OF: Final = {
     "postal_code": "postal_code",
     "country_code": "country",
     "birth_date": "birth_date",
+    "middle_name": "middle_name",
+    "name_suffix": "name_suffix",
 }
 #: below this many records :func:`identity_frame` works row by row (pandas costs more)
 _ROWWISE: Final = 512
@@ -461,9 +469,14 @@ def prepare_standardized(frame: pd.DataFrame, *, nicknames: Nicknames) -> Prepar
             else (re.sub(r"\D", "", birth) or None if birth else None)
         )
         full = " ".join(p for p in (first, last) if p) or None
+        suffix, middle = _text(record.get("name_suffix")), _fold(_text(record.get("middle_name")))
         rows.append(
             {
                 "record_id": str(record["record_id"]),
+                "generation": GENERATIONS.get(suffix.lower().replace(".", "").replace(" ", ""))
+                if suffix
+                else None,
+                "middle_initial": middle[:1] if middle else None,
                 "first_name": first,
                 "last_name": last,
                 "full_name": full,
@@ -495,7 +508,7 @@ def prepare_standardized(frame: pd.DataFrame, *, nicknames: Nicknames) -> Prepar
             }
         )
     data: dict[str, Any] = {"record_id": np.array([r["record_id"] for r in rows], dtype=object)}
-    for column in PREPARED_COLUMNS:
+    for column in (*PREPARED_COLUMNS, *NAME_PART_COLUMNS):
         values = pa.array([r[column] for r in rows], type=pa.large_string())
         data[column] = ArrowStringArray(pa.chunked_array([values], type=pa.large_string()))
     return PreparedRecords(pd.DataFrame(data, copy=False))
