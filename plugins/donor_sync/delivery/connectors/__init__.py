@@ -1,0 +1,1 @@
+"""Destination connectors: one package per vendor, each implementing ``contracts.Connector``."""
