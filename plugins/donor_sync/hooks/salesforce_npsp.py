@@ -292,7 +292,10 @@ class SalesforceNpspHook(BaseHook):
             on_deprecation=self.on_deprecation,
         )
         return SalesforceConnector(
-            client, bulk_threshold=settings.bulk_threshold, quota_reserve=settings.quota_reserve
+            client,
+            entities=_mapped_entities(),
+            bulk_threshold=settings.bulk_threshold,
+            quota_reserve=settings.quota_reserve,
         )
 
     def get_conn(self) -> SalesforceConnector:
@@ -315,3 +318,14 @@ class SalesforceNpspHook(BaseHook):
             f"Connected to Salesforce API v{connector.client.api_version}: "
             f"{daily.get('Remaining', '?')} of {daily.get('Max', '?')} daily API requests left"
         )
+
+
+def _mapped_entities() -> dict[str, tuple[str, str]]:
+    """Entity -> (sObject, external id field) of the shipped Salesforce mapping, in push order."""
+    from donor_sync.delivery.mapping import load_destination, push_order
+
+    return {
+        o.entity: (o.object_name, o.external_id_field or "Id")
+        for o in push_order(load_destination("salesforce"))
+        if not o.is_association and o.object_name
+    }

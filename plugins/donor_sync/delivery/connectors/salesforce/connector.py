@@ -36,12 +36,13 @@ log = logging.getLogger(__name__)
 #: entity -> (sObject, external id field)
 DEFAULT_ENTITIES: Mapping[str, tuple[str, str]] = {
     "household_account": ("Account", "Donor_Sync_Id__c"),
+    "organization_account": ("Account", "Donor_Sync_Id__c"),
     "contact": ("Contact", "Donor_Sync_Id__c"),
     "recurring_donation": ("npe03__Recurring_Donation__c", "Donor_Sync_Id__c"),
     "opportunity": ("Opportunity", "Donor_Sync_Id__c"),
 }
 #: Parents before children: households, their contacts, plans, then gifts.
-ENTITY_ORDER = ("household_account", "contact", "recurring_donation", "opportunity")
+ENTITY_ORDER = ("household_account", "organization_account", "contact", "recurring_donation", "opportunity")
 DEFAULT_BULK_THRESHOLD = 2000
 DEFAULT_BULK_BATCH_SIZE = 10_000
 DEFAULT_QUOTA_RESERVE = 0.1
