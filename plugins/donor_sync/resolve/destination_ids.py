@@ -43,7 +43,8 @@ def attach_destination_ids(
     """Record each id as a destination record of its donor; return how many were new.
 
     An id already recorded keeps its donor (a merge may have moved it to the survivor since the
-    push); its attributes are replaced only by a newer version. Set-based; not committed.
+    push) and is live again if it had been retired; its attributes are replaced only by a newer
+    version. Set-based; not committed.
     """
     if not ids:
         return 0
@@ -78,6 +79,7 @@ def attach_destination_ids(
         " JOIN core.donors d0 ON d0.donor_id = t.donor_id"
         " CROSS JOIN LATERAL (SELECT coalesce(d0.merged_into, d0.donor_id) AS donor_id) d"
         " ON CONFLICT (system, external_id) DO UPDATE SET last_seen_at = excluded.last_seen_at,"
+        " retired_at = NULL,"
         " attributes = CASE WHEN excluded.attributes IS NOT NULL AND excluded.attributes_at >"
         " coalesce(core.donor_sources.attributes_at, '-infinity') THEN excluded.attributes"
         " ELSE core.donor_sources.attributes END,"

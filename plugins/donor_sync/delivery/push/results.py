@@ -22,12 +22,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from donor_sync.delivery.contracts import DeliveryError, FailureClass, Operation, RecordResult
 from donor_sync.delivery.push.context import PushContext
+from donor_sync.resolve.destination_ids import DestinationId, attach_destination_ids
 from donor_sync.retry_ladder import delay_for_attempt
 
 log = logging.getLogger(__name__)
@@ -299,21 +300,26 @@ def _apply_successes(conn: psycopg.Connection, ctx: PushContext, successes: Sequ
 def _core_remote_ids(conn: psycopg.Connection, params: dict[str, object]) -> None:
     """Keep the remote ids of donors and gifts in core beside their other ids."""
     params = {**params, "donor_entities": list(DONOR_ENTITIES), "gift_entities": list(GIFT_ENTITIES)}
-    conn.execute(
+    # Each id becomes a destination record of its donor with a cluster-map row (it follows the
+    # donor through merges and unmerges); an id already known keeps the donor it has now, so a
+    # push queued before a merge cannot pull the id back to the merged-away donor.
+    rows = conn.execute(
         f"""
-        INSERT INTO core.donor_sources AS ds (donor_id, system, external_id, role, id_kind)
-        SELECT d.donor_id, o.destination, r.remote_id, 'destination', o.entity
+        SELECT d.donor_id::text, o.destination, r.remote_id, o.entity
         FROM unnest(%(ids)s::bigint[], %(remote_ids)s::text[]) AS r(outbox_id, remote_id)
         JOIN sync.outbox o USING (outbox_id)
         JOIN core.donors d ON d.donor_id = COALESCE(
             o.donor_id, CASE WHEN o.record_key ~ '{_UUID_PATTERN}' THEN o.record_key::uuid END)
         WHERE o.entity = ANY(%(donor_entities)s) AND r.remote_id IS NOT NULL
           AND o.operation NOT IN ('merge', 'delete', 'archive')
-        ON CONFLICT (system, external_id) DO UPDATE
-        SET donor_id = EXCLUDED.donor_id, id_kind = EXCLUDED.id_kind, last_seen_at = now(), retired_at = NULL
-        WHERE ds.role = 'destination'
         """,
         params,
+    ).fetchall()
+    attach_destination_ids(
+        conn,
+        [DestinationId(str(d), str(dest), str(rid), str(entity)) for d, dest, rid, entity in rows],
+        actor="push",
+        now=datetime.now(UTC),
     )
     conn.execute(
         """
