@@ -1,7 +1,9 @@
 """Every emulator by name, its port in the local sandbox, and how to build them all.
 
 Ports match the connections in airflow_settings.yaml. Emulators are imported lazily so that a
-test needing one does not import them all.
+test needing one does not import them all. Building a sandbox with the Salesforce emulator also
+makes the sandbox's JWT key pair (once) and hands its public key to the emulator, so the
+shipped ``salesforce_npsp`` connection, which signs with the private key, authenticates.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.common.emulator import Emulator
+from sandbox.common.jwt_keys import KEY_FILE, ensure_jwt_key
 from sandbox.common.runner import Sandbox
 
 #: name -> (module:class, port). Emulators not yet built are absent.
@@ -43,12 +46,26 @@ def build_sandbox(
     tls_dir: Path,
     fixed_ports: bool = True,
     settings: dict[str, dict[str, Any]] | None = None,
+    jwt_key: Path | None = None,
 ) -> Sandbox:
     """Return a (not yet started) sandbox of the named emulators (all when None).
 
     :param fixed_ports: use the registry's ports (``sandbox up``); False picks free ports (tests).
+    :param settings: emulator settings by emulator name; they win over what is set here.
+    :param jwt_key: the Salesforce JWT private key file, made with its public half if missing
+        (default ``<tls_dir>/salesforce_jwt.key``); the emulator trusts its public key unless
+        ``settings`` give it a ``jwt_public_key``.
     """
     chosen = list(names) if names else list(EMULATORS)
-    emulators = [emulator_class(n)((settings or {}).get(n)) for n in chosen]
+    for name in chosen:
+        emulator_class(name)  # unknown names fail before any key is made
+    chosen_settings = {n: dict((settings or {}).get(n) or {}) for n in chosen}
+    pair = None
+    if "salesforce" in chosen:
+        pair = ensure_jwt_key(jwt_key or tls_dir / KEY_FILE)
+        chosen_settings["salesforce"] = {"jwt_public_key": pair.public_pem(), **chosen_settings["salesforce"]}
+    emulators = [emulator_class(n)(chosen_settings[n] or None) for n in chosen]
     ports = {n: EMULATORS[n][1] for n in chosen} if fixed_ports else {}
-    return Sandbox(emulators, tls_dir=tls_dir, ports=ports)
+    box = Sandbox(emulators, tls_dir=tls_dir, ports=ports)
+    box.jwt_key = pair
+    return box

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from donor_sync.db.url import DatabaseTarget, with_database
 from donor_sync.errors import ConfigError
-from donor_sync.paths import airflow_home, repo_root
+from donor_sync.paths import airflow_home, local_state_dir, repo_root
 
 METADATA_DATABASE = "donor_sync_airflow"
 STAGING_CONN_ID = "donor_sync_db"
@@ -216,8 +216,34 @@ def load_settings(path: Path | None = None) -> AirflowSettings:
         raise ConfigError(f"{path}: {problems}") from exc
 
 
-def settings_import_files(settings: AirflowSettings, directory: Path) -> dict[str, Path]:
-    """Write the JSON files ``airflow connections|variables|pools import`` read; return their paths."""
+#: How airflow_settings.yaml names the local state folder in connection extras.
+LOCAL_STATE_PREFIX = ".local/"
+
+
+def resolve_local_paths(extra: Mapping[str, Any], state_dir: Path) -> dict[str, Any]:
+    """Return a copy of ``extra`` whose ``.local/...`` values are absolute paths in ``state_dir``.
+
+    The shipped connections name sandbox files (the Salesforce JWT key, the CA certificate) under
+    ``.local/``; a task's working directory is not the repository, and ``DONOR_SYNC_STATE_DIR``
+    may move the folder, so they are imported as absolute paths. ``extra`` is not changed.
+    """
+    return {
+        key: str(state_dir / value.removeprefix(LOCAL_STATE_PREFIX))
+        if isinstance(value, str) and value.startswith(LOCAL_STATE_PREFIX)
+        else value
+        for key, value in extra.items()
+    }
+
+
+def settings_import_files(
+    settings: AirflowSettings, directory: Path, *, state_dir: Path | None = None
+) -> dict[str, Path]:
+    """Write the JSON files ``airflow connections|variables|pools import`` read; return their paths.
+
+    :param state_dir: the local state folder ``.local/`` extras point into (default
+        :func:`donor_sync.paths.local_state_dir`).
+    """
+    state = state_dir or local_state_dir()
     connections = {
         c.conn_id: {
             "conn_type": c.conn_type,
@@ -226,7 +252,9 @@ def settings_import_files(settings: AirflowSettings, directory: Path) -> dict[st
             "login": c.conn_login,
             "password": c.conn_password,
             "port": c.conn_port,
-            "extra": json.dumps(c.conn_extra) if c.conn_extra is not None else None,
+            "extra": json.dumps(resolve_local_paths(c.conn_extra, state))
+            if c.conn_extra is not None
+            else None,
             "description": c.conn_description,
         }
         for c in settings.airflow.connections

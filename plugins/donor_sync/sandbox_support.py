@@ -19,9 +19,23 @@ def _import_sandbox() -> None:
         sys.path.insert(0, root)
 
 
+def sandbox_dir() -> Path:
+    """Return the sandbox's local state folder (``.local/sandbox``): TLS files, JWT key, sample data."""
+    return local_state_dir() / "sandbox"
+
+
 def tls_dir() -> Path:
     """Return the folder of the sandbox's local CA and server certificate."""
-    return local_state_dir() / "sandbox" / "tls"
+    return sandbox_dir() / "tls"
+
+
+def jwt_key_path() -> Path:
+    """Return the Salesforce JWT private key the shipped ``salesforce_npsp`` connection signs with.
+
+    :func:`start_sandbox` makes it (RSA 2048, with its public half beside it) on first start and
+    hands the public key to the Salesforce emulator.
+    """
+    return sandbox_dir() / "salesforce_jwt.key"
 
 
 def trust_bundle() -> Path:
@@ -45,12 +59,16 @@ def trust_bundle() -> Path:
 
 
 def start_sandbox(names: list[str] | None = None, *, fixed_ports: bool = True) -> Sandbox:
-    """Start the named emulators (all when None) over HTTPS; the CA lives in .local/sandbox/tls."""
+    """Start the named emulators (all when None) over HTTPS.
+
+    The CA lives in .local/sandbox/tls; the Salesforce emulator trusts the public half of
+    :func:`jwt_key_path`, which is made on first start.
+    """
     _import_sandbox()
     from sandbox.registry import build_sandbox
 
     try:
-        running = build_sandbox(names, tls_dir=tls_dir(), fixed_ports=fixed_ports)
+        running = build_sandbox(names, tls_dir=tls_dir(), fixed_ports=fixed_ports, jwt_key=jwt_key_path())
         return running.start()
     except (KeyError, RuntimeError) as exc:
         raise ConfigError(str(exc.args[0]) if exc.args else str(exc)) from exc
@@ -66,7 +84,7 @@ def demo_data_dir(donors: int = DEMO_DONORS, seed: int = DEMO_SEED) -> Path:
     _import_sandbox()
     from sandbox.datagen import GenerationConfig, generate
 
-    out = local_state_dir() / "sandbox" / "data" / f"donors{donors}-seed{seed}"
+    out = sandbox_dir() / "data" / f"donors{donors}-seed{seed}"
     if not (out / "truth" / "manifest.json").exists():
         generate(GenerationConfig(donors=donors, out=out, seed=seed, workers=1))
     return out

@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from sandbox.common.emulator import Emulator
+from sandbox.common.jwt_keys import JwtKeyPair
 from sandbox.common.tls import TlsFiles, ensure_tls
 
 _START_TIMEOUT_S = 15.0
@@ -48,6 +49,9 @@ class Sandbox:
         self.emulators = emulators
         self.ports = ports or {}
         self.tls: TlsFiles = ensure_tls(tls_dir)
+        #: The Salesforce JWT key pair whose public key the Salesforce emulator trusts, when
+        #: :func:`sandbox.registry.build_sandbox` made the sandbox with that emulator.
+        self.jwt_key: JwtKeyPair | None = None
         self.running: dict[str, Running] = {}
 
     def start(self) -> Sandbox:
@@ -105,13 +109,17 @@ class Sandbox:
         return self.running[name]
 
     def describe(self) -> dict[str, Any]:
-        """Return each emulator's base and admin URL and the CA certificate path (``sandbox up --json``)."""
-        return {
+        """Return each emulator's base and admin URL, the CA certificate path and, with the Salesforce
+        emulator, the JWT private key path its connection signs with (``sandbox up --json``)."""
+        description: dict[str, Any] = {
             "ca_cert": str(self.tls.ca_cert),
             "emulators": {
                 name: {"base_url": r.base_url, "admin_url": r.admin_url} for name, r in self.running.items()
             },
         }
+        if self.jwt_key is not None:
+            description["salesforce_jwt_key"] = str(self.jwt_key.private_key)
+        return description
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -1,14 +1,22 @@
-"""The emulator framework: real TLS, the admin API, and each kind of injected fault."""
+"""The emulator framework: real TLS, the admin API, each kind of injected fault, and the JWT key pair."""
 
 from __future__ import annotations
 
 import json
+import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import jwt
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from sandbox.common.jwt_keys import ensure_jwt_key
 from sandbox.common.runner import Running, Sandbox
 
 
@@ -128,3 +136,59 @@ def test_admin_api_is_never_faulted(slack: Running, https: requests.Session) -> 
 def test_invalid_fault_rule_is_refused(slack: Running, https: requests.Session) -> None:
     response = https.put(f"{slack.admin_url}/faults", json=[{"kind": "explode"}], timeout=5)
     assert response.status_code == 422
+
+
+# -- the Salesforce JWT key pair (sandbox.common.jwt_keys) ------------------------------------------
+
+
+def test_jwt_key_pair_is_rsa_2048_private_to_its_owner_and_made_once(tmp_path: Path) -> None:
+    pair = ensure_jwt_key(tmp_path / "sandbox" / "salesforce_jwt.key")
+    private = serialization.load_pem_private_key(pair.private_key.read_bytes(), password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    assert private.key_size == 2048
+    assert stat.S_IMODE(pair.private_key.stat().st_mode) == 0o600
+    assert pair.public_key == tmp_path / "sandbox" / "salesforce_jwt.pub"
+    public = serialization.load_pem_public_key(pair.public_pem().encode())
+    assert public.public_numbers() == private.public_key().public_numbers()
+    # A JWT signed with the private key verifies with the public key (what the emulator checks).
+    token = jwt.encode({"sub": "x"}, pair.private_key.read_text(), algorithm="RS256")
+    assert jwt.decode(token, pair.public_pem(), algorithms=["RS256"]) == {"sub": "x"}
+
+    before = pair.private_key.read_bytes()
+    assert ensure_jwt_key(pair.private_key) == pair
+    assert pair.private_key.read_bytes() == before, "a second start keeps the pair"
+
+
+def test_a_private_key_left_alone_gets_its_public_half_back(tmp_path: Path) -> None:
+    first = ensure_jwt_key(tmp_path / "k.key")
+    public = first.public_pem()
+    first.public_key.unlink()  # an interrupted first start
+    assert ensure_jwt_key(tmp_path / "k.key").public_pem() == public
+
+
+def test_a_key_that_is_not_rsa_is_refused_not_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "k.key"
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(
+        ec_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="not an RSA private key"):
+        ensure_jwt_key(path)
+    assert path.read_bytes() == before
+
+
+def test_processes_starting_at_once_share_one_key_pair(tmp_path: Path) -> None:
+    path = tmp_path / "k.key"
+    gate = threading.Barrier(4)
+
+    def start() -> str:
+        gate.wait()
+        return ensure_jwt_key(path).public_pem()
+
+    with ThreadPoolExecutor(4) as pool:
+        publics = list(pool.map(lambda _: start(), range(4)))
+    assert len(set(publics)) == 1
+    assert publics[0] == ensure_jwt_key(path).public_pem()

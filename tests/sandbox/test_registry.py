@@ -7,13 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import requests
 
 from donor_sync.local_airflow import load_settings
-from sandbox.registry import EMULATORS, emulator_class
+from sandbox.registry import EMULATORS, build_sandbox, emulator_class
 from tests.conftest import REPO_ROOT
 
 #: Which Airflow connection reaches which emulator.
@@ -40,15 +41,58 @@ def test_ports_are_unique_and_match_the_airflow_connections() -> None:
     settings = {c.conn_id: c for c in load_settings(REPO_ROOT / "airflow_settings.yaml").airflow.connections}
     for conn_id, emulator in CONNECTIONS.items():
         conn = settings[conn_id]
-        url = (conn.conn_extra or {}).get("instance_url") or conn.conn_host or conn.conn_password or ""
+        extra = conn.conn_extra or {}
+        url = (
+            extra.get("login_url") or extra.get("instance_url") or conn.conn_host or conn.conn_password or ""
+        )
         parsed = urlparse(url)
         assert parsed.scheme == "https", conn_id
         assert parsed.port == EMULATORS[emulator][1], conn_id
 
 
-def test_unknown_emulator_is_a_clear_error() -> None:
+def test_unknown_emulator_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="no emulator named 'nope'"):
         emulator_class("nope")
+    with pytest.raises(KeyError, match="no emulator named 'nope'"):
+        build_sandbox(["salesforce", "nope"], tls_dir=tmp_path / "tls")
+    assert not (tmp_path / "tls" / "salesforce_jwt.key").exists(), "no key made for a sandbox never built"
+
+
+def test_the_salesforce_emulator_trusts_the_sandbox_jwt_key_made_on_first_build(tmp_path: Path) -> None:
+    first = build_sandbox(["salesforce", "slack"], tls_dir=tmp_path / "tls", fixed_ports=False)
+    pair = first.jwt_key
+    assert pair is not None
+    assert pair.private_key == tmp_path / "tls" / "salesforce_jwt.key"
+    salesforce = first.emulators[0]
+    assert salesforce.settings["jwt_public_key"] == pair.public_pem()
+    salesforce.reset()
+    assert salesforce.settings["jwt_public_key"] == pair.public_pem(), "a reset keeps the trusted key"
+    assert first.describe()["salesforce_jwt_key"] == str(pair.private_key)
+
+    again = build_sandbox(["salesforce"], tls_dir=tmp_path / "tls", fixed_ports=False)
+    assert again.jwt_key == pair
+    assert again.emulators[0].settings["jwt_public_key"] == pair.public_pem(), "the same key every start"
+
+
+def test_a_jwt_key_path_and_explicit_emulator_settings_win(tmp_path: Path) -> None:
+    box = build_sandbox(
+        ["salesforce"],
+        tls_dir=tmp_path / "tls",
+        jwt_key=tmp_path / "state" / "sf.key",
+        settings={"salesforce": {"jwt_public_key": "PINNED", "token_ttl_s": 5.0}},
+    )
+    assert box.jwt_key is not None
+    assert box.jwt_key.private_key == tmp_path / "state" / "sf.key"
+    assert box.jwt_key.private_key.exists()
+    assert box.emulators[0].settings["jwt_public_key"] == "PINNED"
+    assert box.emulators[0].settings["token_ttl_s"] == 5.0
+
+
+def test_a_sandbox_without_salesforce_makes_no_key(tmp_path: Path) -> None:
+    box = build_sandbox(["slack"], tls_dir=tmp_path / "tls")
+    assert box.jwt_key is None
+    assert "salesforce_jwt_key" not in box.describe()
+    assert not list((tmp_path / "tls").glob("salesforce_jwt*"))
 
 
 def test_sandbox_up_json_serves_until_terminated() -> None:
