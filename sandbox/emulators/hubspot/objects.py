@@ -394,5 +394,7 @@ class ObjectStore:
         self.merged_into[other.id] = primary.id
         primary.updated_at = now_iso()
         primary.properties["hs_lastmodifieddate"] = primary.updated_at
+        if kind.name == "contacts":  # a merge is a change of the surviving contact, as for an edit
+            primary.properties["lastmodifieddate"] = primary.updated_at
         self._index(primary, kind)
         return primary
