@@ -538,6 +538,202 @@ def test_collection_duplicate_external_ids_in_one_request_fail(sf: Running, api:
     assert results[0]["errors"][0]["statusCode"] == "DUPLICATE_VALUE"
 
 
+def _create(api: requests.Session, sf: Running, records: list[dict[str, Any]], all_or_none: bool) -> Any:
+    body = {"allOrNone": all_or_none, "records": records}
+    return api.post(f"{sf.base_url}{V}/composite/sobjects", json=body, timeout=5)
+
+
+def _update(api: requests.Session, sf: Running, records: list[dict[str, Any]], all_or_none: bool) -> Any:
+    body = {"allOrNone": all_or_none, "records": records}
+    return api.patch(f"{sf.base_url}{V}/composite/sobjects", json=body, timeout=5)
+
+
+def _delete(api: requests.Session, sf: Running, ids: list[str], all_or_none: bool = False) -> Any:
+    params = {"ids": ",".join(ids), "allOrNone": str(all_or_none).lower()}
+    return api.delete(f"{sf.base_url}{V}/composite/sobjects", params=params, timeout=5)
+
+
+def test_collection_create_of_several_types_answers_in_order(sf: Running, api: requests.Session) -> None:
+    household = {"attributes": {"type": "Account"}, "Name": "Doe Household"}
+    response = _create(
+        api,
+        sf,
+        [
+            household,
+            {"attributes": {"type": "Contact"}, "LastName": "Doe", "Email": "broken"},
+            {"attributes": {"type": "Contact"}, "LastName": "Roe", "Donor_Sync_Id__c": "D-1"},
+            {"attributes": {"type": "Contact"}, "LastName": "Poe", "Id": "003000000000001AAA"},
+            {"LastName": "No type"},
+        ],
+        False,
+    )
+    assert response.status_code == 200
+    results = response.json()
+    assert [r["success"] for r in results] == [True, False, True, False, False]
+    assert results[0]["id"].startswith("001")
+    assert results[2]["id"].startswith("003")
+    assert results[0] == {"id": results[0]["id"], "success": True, "errors": []}, "no created flag"
+    assert results[1] == {
+        "success": False,
+        "errors": [
+            {
+                "statusCode": "INVALID_EMAIL_ADDRESS",
+                "message": "Email: invalid email address: broken",
+                "fields": ["Email"],
+            }
+        ],
+    }
+    assert results[3]["errors"][0]["statusCode"] == "INVALID_FIELD"
+    assert results[4]["errors"][0]["statusCode"] == "INVALID_TYPE"
+    counts = sf.emulator.snapshot()["counts"]
+    assert (counts["Account"], counts["Contact"]) == (1, 1)
+
+    again = _create(
+        api, sf, [{"attributes": {"type": "Contact"}, "LastName": "X", "Donor_Sync_Id__c": "d-1"}], False
+    )
+    error = again.json()[0]["errors"][0]
+    assert (error["statusCode"], error["fields"]) == ("DUPLICATE_VALUE", ["Donor_Sync_Id__c"])
+    assert error["message"].endswith(f"duplicates value on record with id: {results[2]['id']}")
+
+
+def test_collection_create_all_or_none_keeps_nothing(sf: Running, api: requests.Session) -> None:
+    records = [_contact("D-1"), _contact("D-2", LastName=None)]
+    results = _create(api, sf, records, True).json()
+    assert [r["errors"][0]["statusCode"] for r in results] == [
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "REQUIRED_FIELD_MISSING",
+    ]
+    assert sf.emulator.snapshot()["counts"]["Contact"] == 0
+    assert _create(api, sf, [_contact(f"D-{i}") for i in range(201)], False).status_code == 400
+
+
+def test_collection_update_by_id(sf: Running, api: requests.Session) -> None:
+    first = _upsert(api, sf, "Contact", "D-1", {"LastName": "Doe"}).json()["id"]
+    gone = _upsert(api, sf, "Contact", "D-2", {"LastName": "Gone"}).json()["id"]
+    assert _delete(api, sf, [gone]).json()[0]["success"] is True
+    never = "003000000000999AAA"
+    response = _update(
+        api,
+        sf,
+        [
+            {"attributes": {"type": "Contact"}, "Id": first, "FirstName": "Jane"},
+            {"attributes": {"type": "Contact"}, "Id": gone, "FirstName": "X"},
+            {"attributes": {"type": "Contact"}, "Id": never, "FirstName": "X"},
+            {"attributes": {"type": "Contact"}, "Id": "001000000000001AAA", "FirstName": "X"},
+            {"attributes": {"type": "Contact"}, "FirstName": "No id"},
+        ],
+        False,
+    )
+    results = response.json()
+    assert results[0] == {"id": first, "success": True, "errors": []}
+    assert [(r.get("id"), r["errors"][0]["statusCode"]) for r in results[1:]] == [
+        (gone, "ENTITY_IS_DELETED"),
+        (never, "INVALID_CROSS_REFERENCE_KEY"),
+        ("001000000000001AAA", "MALFORMED_ID"),
+        (None, "MISSING_ARGUMENT"),
+    ]
+    record = api.get(f"{sf.base_url}{V}/sobjects/Contact/{first}", timeout=5).json()
+    assert (record["Name"], record["Donor_Sync_Id__c"]) == ("Jane Doe", "D-1")
+
+    rolled = _update(
+        api,
+        sf,
+        [
+            {"attributes": {"type": "Contact"}, "Id": first, "FirstName": "Janet"},
+            {"attributes": {"type": "Contact"}, "Id": first, "Email": "broken"},
+        ],
+        True,
+    ).json()
+    assert rolled[0] == {
+        "id": first,
+        "success": False,
+        "errors": [
+            {
+                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "message": "Record rolled back because not all records were valid and the request was using "
+                "AllOrNone header",
+                "fields": [],
+            }
+        ],
+    }
+    assert api.get(f"{sf.base_url}{V}/sobjects/Contact/{first}", timeout=5).json()["FirstName"] == "Jane"
+
+
+def test_collection_delete_by_ids(sf: Running, api: requests.Session) -> None:
+    ids = [_upsert(api, sf, "Contact", f"D-{i}", {"LastName": "Doe"}).json()["id"] for i in range(3)]
+    household = _upsert(api, sf, "Account", "H-1", {"Name": "Doe Household"}).json()["id"]
+    results = _delete(api, sf, [ids[0], household, "not-an-id"]).json()
+    assert results[:2] == [
+        {"id": ids[0], "success": True, "errors": []},
+        {"id": household, "success": True, "errors": []},
+    ]
+    assert results[2]["errors"][0]["statusCode"] == "MALFORMED_ID"
+    again = _delete(api, sf, [ids[0]]).json()
+    assert (again[0]["id"], again[0]["success"], again[0]["errors"][0]["statusCode"]) == (
+        ids[0],
+        False,
+        "ENTITY_IS_DELETED",
+    )
+    rolled = _delete(api, sf, [ids[1], ids[0]], all_or_none=True).json()
+    assert [r["errors"][0]["statusCode"] for r in rolled] == [
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "ENTITY_IS_DELETED",
+    ]
+    live = {r["Id"] for r in sf.emulator.snapshot()["records"]["Contact"]}
+    assert live == {ids[1], ids[2]}, "the rolled-back delete left D-1 in place"
+    _settings(sf, collections_max_records=2)
+    assert _delete(api, sf, ids).json()[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    assert _delete(api, sf, []).status_code == 400
+
+
+def test_collection_retrieve_by_ids(sf: Running, api: requests.Session) -> None:
+    first = _upsert(api, sf, "Contact", "D-1", {"LastName": "Doe", "Email": "jd@example.org"}).json()["id"]
+    response = api.get(
+        f"{sf.base_url}{V}/composite/sobjects/Contact",
+        params={"ids": f"{first},003000000000999AAA", "fields": "email,LastName"},
+        timeout=5,
+    )
+    assert response.json() == [
+        {
+            "attributes": {"type": "Contact", "url": f"{V}/sobjects/Contact/{first}"},
+            "Email": "jd@example.org",
+            "LastName": "Doe",
+        },
+        None,
+    ]
+    bad = api.get(
+        f"{sf.base_url}{V}/composite/sobjects/Contact", params={"ids": first, "fields": "Nope"}, timeout=5
+    )
+    assert (bad.status_code, bad.json()[0]["errorCode"]) == (400, "INVALID_FIELD")
+
+
+def test_single_record_create_update_and_delete_by_id(sf: Running, api: requests.Session) -> None:
+    url = f"{sf.base_url}{V}/sobjects/Contact"
+    created = api.post(url, json={"LastName": "Doe", "Donor_Sync_Id__c": "D-1"}, timeout=5)
+    assert created.status_code == 201
+    record_id = created.json()["id"]
+    assert created.json() == {"id": record_id, "success": True, "errors": []}
+    missing = api.post(url, json={"Email": "x@example.org"}, timeout=5)
+    assert (missing.status_code, missing.json()[0]["errorCode"]) == (400, "REQUIRED_FIELD_MISSING")
+    assert missing.json()[0]["fields"] == ["LastName"]
+
+    edited = api.patch(f"{url}/{record_id}", json={"FirstName": "Jane"}, timeout=5)
+    assert (edited.status_code, edited.content) == (204, b"")
+    assert api.get(f"{url}/{record_id}", timeout=5).json()["Name"] == "Jane Doe"
+    read_only = api.patch(f"{url}/{record_id}", json={"Name": "X"}, timeout=5)
+    assert read_only.json()[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+
+    assert api.delete(f"{url}/{record_id}", timeout=5).status_code == 204
+    for response in (
+        api.get(f"{url}/{record_id}", timeout=5),
+        api.patch(f"{url}/{record_id}", json={"FirstName": "X"}, timeout=5),
+        api.delete(f"{url}/{record_id}", timeout=5),
+    ):
+        assert (response.status_code, response.json()[0]["errorCode"]) == (404, "ENTITY_IS_DELETED")
+    nope = api.post(f"{sf.base_url}{V}/sobjects/Nope__c", json={"LastName": "x"}, timeout=5)
+    assert (nope.status_code, nope.json()[0]["errorCode"]) == (404, "NOT_FOUND")
+
+
 # -- Bulk API 2.0 --------------------------------------------------------------------------------
 
 
@@ -851,3 +1047,302 @@ def test_describe_lists_npsp_picklists_and_the_household_record_type(
     assert {"Email", "npsp__Deceased__c", "HasOptedOutOfEmail"} <= {f["name"] for f in contact["fields"]}
     missing = api.get(f"{sf.base_url}{V}/sobjects/Nope__c/describe", timeout=5)
     assert (missing.status_code, missing.json()[0]["errorCode"]) == (404, "NOT_FOUND")
+
+
+# -- Opportunity stages, NPSP recurring donations ----------------------------------------------------
+
+
+@pytest.mark.usefixtures("donations")
+def test_is_closed_and_is_won_follow_the_stage_and_are_read_only(sf: Running, api: requests.Session) -> None:
+    def names(where: str) -> list[str]:
+        soql = f"SELECT Name, IsClosed, IsWon FROM Opportunity WHERE {where} ORDER BY Name"
+        return [r["Name"] for r in _query(api, sf, soql).json()["records"]]
+
+    assert names("IsClosed = false") == ["G2"]
+    assert names("IsWon = true") == ["G1", "G3"]
+    lost = _upsert(api, sf, "Opportunity", "O-1", {"StageName": "Closed Lost"})
+    assert lost.status_code == 200
+    assert names("IsClosed = true AND IsWon = false") == ["G1"]
+    refused = _upsert(api, sf, "Opportunity", "O-2", {"IsClosed": True})
+    assert refused.json()[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    opp = api.get(f"{sf.base_url}{V}/sobjects/Opportunity/describe", timeout=5).json()
+    flags = {f["name"]: f for f in opp["fields"] if f["name"] in ("IsClosed", "IsWon")}
+    assert [(f["type"], f["updateable"]) for f in flags.values()] == [("boolean", False), ("boolean", False)]
+
+
+def _rd(
+    api: requests.Session, sf: Running, key: str, contact_key: str = "D-1", **fields: Any
+) -> requests.Response:
+    body = {"npe03__Contact__r": {"Donor_Sync_Id__c": contact_key}, "npe03__Amount__c": 25, **fields}
+    return _upsert(api, sf, "npe03__Recurring_Donation__c", key, body)
+
+
+def _installments(sf: Running) -> list[dict[str, Any]]:
+    records = sf.emulator.snapshot()["records"]["Opportunity"]
+    return sorted((r for r in records if r["npe03__Recurring_Donation__c"]), key=lambda r: r["CloseDate"])
+
+
+def test_an_active_recurring_donation_gets_its_next_installment(sf: Running, api: requests.Session) -> None:
+    household = _upsert(api, sf, "Account", "H-1", {"Name": "Doe Household"}).json()["id"]
+    contact = _upsert(
+        api, sf, "Contact", "D-1", {"LastName": "Doe", "Account": {"Donor_Sync_Id__c": "H-1"}}
+    ).json()["id"]
+    rd = _rd(api, sf, "R-1", npsp__StartDate__c="2024-03-10").json()["id"]
+    [installment] = _installments(sf)
+    assert {
+        k: installment[k] for k in ("StageName", "CloseDate", "Amount", "IsClosed", "Donor_Sync_Id__c")
+    } == {
+        "StageName": "Pledged",
+        "CloseDate": "2024-03-10",
+        "Amount": 25.0,
+        "IsClosed": False,
+        "Donor_Sync_Id__c": None,
+    }
+    assert (installment["npe03__Recurring_Donation__c"], installment["npsp__Primary_Contact__c"]) == (
+        rd,
+        contact,
+    )
+    assert installment["AccountId"] == household
+    plan = api.get(f"{sf.base_url}{V}/sobjects/npe03__Recurring_Donation__c/{rd}", timeout=5).json()
+    assert plan["npe03__Next_Payment_Date__c"] == "2024-03-10"
+
+    _rd(api, sf, "R-1", npe03__Amount__c=30)
+    _rd(api, sf, "R-2", npsp__Status__c="Paused", npe03__Next_Payment_Date__c="2024-03-01")
+    _settings(sf, npsp_installments=False)
+    _rd(api, sf, "R-3", npe03__Next_Payment_Date__c="2024-03-01")
+    assert len(_installments(sf)) == 1, "updates, paused plans and the setting off create none"
+
+    _settings(sf, npsp_installments=True)
+    rolled = _create(
+        api,
+        sf,
+        [
+            {"attributes": {"type": "npe03__Recurring_Donation__c"}, "npe03__Contact__c": contact},
+            {"attributes": {"type": "Contact"}, "Email": "no-last-name@example.org"},
+        ],
+        True,
+    ).json()
+    assert rolled[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    assert len(_installments(sf)) == 1, "a rollback takes the automation's installment with it"
+
+
+@pytest.mark.parametrize(
+    ("period", "extra", "scheduled", "following"),
+    [
+        pytest.param("Monthly", {}, "2024-01-31", "2024-02-29", id="monthly-clamped"),
+        pytest.param(
+            "Monthly", {"npsp__Day_of_Month__c": "15"}, "2024-01-15", "2024-02-15", id="day-of-month"
+        ),
+        pytest.param(
+            "Monthly", {"npsp__InstallmentFrequency__c": 2}, "2024-01-15", "2024-03-15", id="every-2"
+        ),
+        pytest.param("Quarterly", {}, "2024-11-30", "2025-02-28", id="quarterly"),
+        pytest.param("Yearly", {}, "2024-02-29", "2025-02-28", id="yearly"),
+        pytest.param("Weekly", {}, "2024-12-30", "2025-01-06", id="weekly"),
+        pytest.param("1st and 15th", {}, "2024-01-15", "2024-02-01", id="first-and-fifteenth"),
+    ],
+)
+def test_closing_an_installment_schedules_the_next(
+    sf: Running,
+    api: requests.Session,
+    period: str,
+    extra: dict[str, Any],
+    scheduled: str,
+    following: str,
+) -> None:
+    _upsert(api, sf, "Contact", "D-1", {"LastName": "Doe"})
+    _rd(api, sf, "R-1", npe03__Installment_Period__c=period, npe03__Next_Payment_Date__c=scheduled, **extra)
+    [first] = _installments(sf)
+    paid = api.patch(
+        f"{sf.base_url}{V}/sobjects/Opportunity/{first['Id']}",
+        json={"StageName": "Closed Won", "CloseDate": "2024-01-02"},
+        timeout=5,
+    )
+    assert paid.status_code == 204
+    closed, opened = _installments(sf)  # the payment was dated 2024-01-02, before the next one
+    assert (closed["Id"], closed["IsWon"]) == (first["Id"], True)
+    assert (opened["CloseDate"], opened["StageName"]) == (following, "Pledged")
+    plan = sf.emulator.snapshot()["records"]["npe03__Recurring_Donation__c"][0]
+    assert plan["npe03__Next_Payment_Date__c"] == following
+
+
+def test_only_closing_schedules_and_only_when_no_open_one_follows(sf: Running, api: requests.Session) -> None:
+    _upsert(api, sf, "Contact", "D-1", {"LastName": "Doe"})
+    rd = _rd(api, sf, "R-1", npe03__Next_Payment_Date__c="2024-01-15").json()["id"]
+    [first] = _installments(sf)
+    url = f"{sf.base_url}{V}/sobjects/Opportunity"
+    api.patch(f"{url}/{first['Id']}", json={"Amount": 30}, timeout=5)
+    assert len(_installments(sf)) == 1, "an edit that leaves it open schedules nothing"
+    later = api.post(
+        url,
+        json={
+            "Name": "Extra",
+            "StageName": "Pledged",
+            "CloseDate": "2024-06-15",
+            "npe03__Recurring_Donation__c": rd,
+        },
+        timeout=5,
+    ).json()["id"]
+    api.patch(f"{url}/{first['Id']}", json={"StageName": "Closed Lost"}, timeout=5)
+    assert [r["Id"] for r in _installments(sf)] == [first["Id"], later], "an open one already follows"
+    api.patch(f"{url}/{later}", json={"StageName": "Closed Won"}, timeout=5)
+    assert [r["CloseDate"] for r in _installments(sf)] == ["2024-01-15", "2024-06-15", "2024-07-15"]
+
+
+# -- recycle bin, queryAll and merges ---------------------------------------------------------------
+
+
+def _query_all(api: requests.Session, sf: Running, soql: str) -> list[dict[str, Any]]:
+    body = api.get(f"{sf.base_url}{V}/queryAll", params={"q": soql}, timeout=5).json()
+    return list(body["records"])
+
+
+def test_deleted_records_are_only_seen_by_query_all(sf: Running, api: requests.Session) -> None:
+    kept = _upsert(api, sf, "Contact", "D-1", {"LastName": "Kept"}).json()["id"]
+    gone = _upsert(api, sf, "Contact", "D-2", {"LastName": "Gone"}).json()["id"]
+    before = _query_all(api, sf, f"SELECT SystemModstamp FROM Contact WHERE Id = '{gone}'")[0][
+        "SystemModstamp"
+    ]
+    time.sleep(0.01)
+    _delete(api, sf, [gone])
+    soql = "SELECT Id, IsDeleted, MasterRecordId, SystemModstamp FROM Contact ORDER BY LastName"
+    assert [r["Id"] for r in _query(api, sf, soql).json()["records"]] == [kept]
+    assert _query(api, sf, "SELECT Id FROM Contact WHERE IsDeleted = true").json()["totalSize"] == 0
+    everything = _query_all(api, sf, soql)
+    assert [(r["Id"], r["IsDeleted"], r["MasterRecordId"]) for r in everything] == [
+        (gone, True, None),
+        (kept, False, None),
+    ]
+    assert everything[0]["SystemModstamp"] > before, "a delete is a modification"
+    assert [r["Id"] for r in _query_all(api, sf, "SELECT Id FROM Contact WHERE IsDeleted = true")] == [gone]
+    assert sf.emulator.snapshot()["recycle_bin"]["Contact"] == 1
+
+    again = _upsert(api, sf, "Contact", "D-2", {"LastName": "Back"})
+    assert again.status_code == 201, "upsert does not match a record in the recycle bin"
+    assert again.json()["id"] != gone
+    linked = _upsert(
+        api,
+        sf,
+        "Opportunity",
+        "O-1",
+        {"Name": "G", "StageName": "Pledged", "CloseDate": "2024-01-01", "npsp__Primary_Contact__c": gone},
+    )
+    assert linked.json()[0]["errorCode"] == "INVALID_CROSS_REFERENCE_KEY"
+
+
+def test_hard_delete_skips_the_recycle_bin(sf: Running, api: requests.Session) -> None:
+    ids = [_upsert(api, sf, "Contact", f"D-{i}", {"LastName": "Doe"}).json()["id"] for i in range(2)]
+    soft = _create_job(api, sf, operation="delete", externalIdFieldName=None).json()["id"]
+    _upload(api, sf, soft, f"Id\n{ids[0]}\n")
+    _state(api, sf, soft, "UploadComplete")
+    hard = _create_job(api, sf, operation="hardDelete", externalIdFieldName=None).json()["id"]
+    _upload(api, sf, hard, f"Id\n{ids[1]}\n")
+    _state(api, sf, hard, "UploadComplete")
+    assert [_job(api, sf, j)["numberRecordsFailed"] for j in (soft, hard)] == [0, 0]
+    assert [r["Id"] for r in _query_all(api, sf, "SELECT Id FROM Contact")] == [ids[0]]
+
+
+def test_modstamp_windows_with_millisecond_datetime_literals(sf: Running, api: requests.Session) -> None:
+    for i in range(4):
+        _upsert(api, sf, "Contact", f"D-{i}", {"LastName": f"N{i}"})
+        time.sleep(0.005)
+    stamps = [
+        r["SystemModstamp"]
+        for r in _query_all(api, sf, "SELECT SystemModstamp FROM Contact ORDER BY SystemModstamp")
+    ]
+    low, high = stamps[1].replace("+0000", "Z"), stamps[3].replace("+0000", "Z")
+    soql = (
+        f"SELECT LastName FROM Contact WHERE SystemModstamp >= {low} AND SystemModstamp < {high} "
+        "ORDER BY SystemModstamp"
+    )
+    assert [r["LastName"] for r in _query_all(api, sf, soql)] == ["N1", "N2"]
+
+
+def _merge(api: requests.Session, sf: Running, kind: str, body: dict[str, Any]) -> requests.Response:
+    return api.post(f"{sf.admin_url}/merge/{kind}", json=body, timeout=5)
+
+
+def test_a_staff_merge_deletes_the_losers_and_reparents_their_records(
+    sf: Running, api: requests.Session
+) -> None:
+    _upsert(api, sf, "Account", "H-1", {"Name": "Doe Household"})
+    master = _upsert(
+        api, sf, "Contact", "D-1", {"LastName": "Doe", "Account": {"Donor_Sync_Id__c": "H-1"}}
+    ).json()["id"]
+    loser = _upsert(api, sf, "Contact", "D-2", {"LastName": "Doe", "Email": "jd@example.org"}).json()["id"]
+    bystander = _upsert(api, sf, "Contact", "D-3", {"LastName": "Roe"}).json()["id"]
+    gift = {
+        "Name": "G",
+        "StageName": "Closed Won",
+        "CloseDate": "2024-01-01",
+        "npsp__Primary_Contact__c": loser,
+    }
+    opp = _upsert(api, sf, "Opportunity", "O-1", gift).json()["id"]
+    _rd(api, sf, "R-1", contact_key="D-2")
+    _settings(sf, npsp_installments=False)
+    soql = "SELECT Id, SystemModstamp FROM Contact"
+    stamps = {r["Id"]: r["SystemModstamp"] for r in _query(api, sf, soql).json()["records"]}
+    time.sleep(0.01)
+
+    merged = _merge(
+        api,
+        sf,
+        "Contact",
+        {"master_id": master, "merged_ids": [loser], "fields": {"Email": "jd@example.org"}},
+    )
+    assert merged.status_code == 200, merged.text
+    assert merged.json() == {
+        "master_id": master,
+        "merged_ids": [loser],
+        "reparented": {"Opportunity": 2, "npe03__Recurring_Donation__c": 1},
+    }
+    rows = _query_all(
+        api, sf, "SELECT Id, IsDeleted, MasterRecordId, Email, SystemModstamp FROM Contact ORDER BY Id"
+    )
+    by_id = {r["Id"]: r for r in rows}
+    assert (by_id[loser]["IsDeleted"], by_id[loser]["MasterRecordId"]) == (True, master)
+    assert (by_id[master]["IsDeleted"], by_id[master]["Email"]) == (False, "jd@example.org")
+    assert by_id[master]["SystemModstamp"] > stamps[master], "the master changed"
+    assert by_id[bystander]["SystemModstamp"] == stamps[bystander]
+    soql = "SELECT Id, npsp__Primary_Contact__c FROM Opportunity"
+    assert {r["npsp__Primary_Contact__c"] for r in _query(api, sf, soql).json()["records"]} == {master}
+    plan = _query(api, sf, "SELECT npe03__Contact__c FROM npe03__Recurring_Donation__c").json()["records"][0]
+    assert plan["npe03__Contact__c"] == master
+    assert (
+        api.get(f"{sf.base_url}{V}/sobjects/Opportunity/{opp}", timeout=5).json()["npsp__Primary_Contact__c"]
+        == master
+    )
+    losers = _query_all(api, sf, "SELECT Id FROM Contact WHERE IsDeleted = true AND MasterRecordId != null")
+    assert [r["Id"] for r in losers] == [loser]
+
+
+def test_an_account_merge_moves_the_contacts(sf: Running, api: requests.Session) -> None:
+    master = _upsert(api, sf, "Account", "H-1", {"Name": "Doe Household"}).json()["id"]
+    loser = _upsert(api, sf, "Account", "H-2", {"Name": "Doe Household (2)"}).json()["id"]
+    _upsert(api, sf, "Contact", "D-1", {"LastName": "Doe", "AccountId": loser})
+    assert _merge(api, sf, "Account", {"master_id": master, "merged_ids": [loser]}).status_code == 200
+    contact = _query(api, sf, "SELECT AccountId FROM Contact").json()["records"][0]
+    assert contact["AccountId"] == master
+    account = _query_all(api, sf, f"SELECT MasterRecordId FROM Account WHERE Id = '{loser}'")[0]
+    assert account["MasterRecordId"] == master
+
+
+def test_merge_refusals(sf: Running, api: requests.Session) -> None:
+    ids = [_upsert(api, sf, "Contact", f"D-{i}", {"LastName": "Doe"}).json()["id"] for i in range(4)]
+    opp = _upsert(
+        api, sf, "Opportunity", "O-1", {"Name": "G", "StageName": "Pledged", "CloseDate": "2024-01-01"}
+    ).json()["id"]
+    cases = [
+        ("Opportunity", {"master_id": opp, "merged_ids": [opp]}, 400),
+        ("Contact", {"master_id": ids[0], "merged_ids": ids[1:]}, 400),
+        ("Contact", {"master_id": ids[0], "merged_ids": [ids[0]]}, 400),
+        ("Contact", {"master_id": ids[0], "merged_ids": ["003000000000999AAA"]}, 400),
+        ("Contact", {"master_id": ids[0], "merged_ids": [ids[1]], "fields": {"Nope__c": 1}}, 400),
+        ("Contact", {"master_id": ids[0]}, 400),
+        ("Nope__c", {"master_id": ids[0], "merged_ids": [ids[1]]}, 404),
+    ]
+    assert [_merge(api, sf, kind, body).status_code for kind, body, _ in cases] == [c[2] for c in cases]
+    assert sf.emulator.snapshot()["recycle_bin"]["Contact"] == 0, "a refused merge changes nothing"
+    assert _merge(api, sf, "Contact", {"master_id": ids[0], "merged_ids": ids[1:3]}).status_code == 200
+    again = _merge(api, sf, "Contact", {"master_id": ids[0], "merged_ids": [ids[1]]})
+    assert (again.status_code, again.json()["detail"]["errorCode"]) == (400, "ENTITY_IS_DELETED")

@@ -1,4 +1,5 @@
-"""Upserts by external id, shared by the REST, sObject Collections and Bulk API 2.0 paths."""
+"""Inserts, upserts by external id, updates and deletes by Id: the DML rules shared by the REST,
+sObject Collections and Bulk API 2.0 paths."""
 
 from __future__ import annotations
 
@@ -78,27 +79,84 @@ def upsert(
 
 
 def insert(
-    store: Store, obj: SObject, body: dict[str, Any], tx: Transaction | None = None
+    store: Store,
+    obj: SObject,
+    body: dict[str, Any],
+    *,
+    tx: Transaction | None = None,
+    lock: LockPolicy | None = None,
 ) -> tuple[str, bool]:
-    """Create a record; return (id, True)."""
+    """Create a record; return (id, True).
+
+    :param lock: when given, the insert may report UNABLE_TO_LOCK_ROW (keyed by the record's
+        first external-id value), as inserts do when triggers lock parent rows.
+    """
+    if any(k.lower() == "id" for k in body):
+        raise SfError("INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
+    if lock is not None:
+        key = next((str(v) for k, v in body.items() if _is_external_id(obj, k) and v not in (None, "")), "")
+        lock.check(key, None)
     changes = store.validate(obj, body)
     return store.write(obj, None, changes, dt.datetime.now(dt.UTC), tx)
 
 
 def update(
-    store: Store, obj: SObject, record_id: str, body: dict[str, Any], lock: LockPolicy
+    store: Store,
+    obj: SObject,
+    record_id: str,
+    body: dict[str, Any],
+    lock: LockPolicy,
+    *,
+    tx: Transaction | None = None,
 ) -> tuple[str, bool]:
     """Update a record by id; return (id, False)."""
-    if not record_id or store.find(obj.name, record_id) is None:
-        raise SfError("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}", ["Id"])
+    check_id(store, obj, record_id, missing="INVALID_CROSS_REFERENCE_KEY")
     lock.check(record_id, record_id)
     changes = store.validate(obj, {k: v for k, v in body.items() if k.lower() != "id"})
-    return store.write(obj, record_id, changes, dt.datetime.now(dt.UTC), None)
+    return store.write(obj, record_id, changes, dt.datetime.now(dt.UTC), tx)
 
 
-def delete(store: Store, obj: SObject, record_id: str) -> tuple[str, bool]:
-    """Delete a record by id; return (id, False)."""
-    if not record_id or store.find(obj.name, record_id) is None:
-        raise SfError("ENTITY_IS_DELETED", "entity is deleted", ["Id"])
-    store.remove(obj, record_id)
+def delete(
+    store: Store,
+    obj: SObject,
+    record_id: str,
+    *,
+    hard: bool = False,
+    lock: LockPolicy | None = None,
+    tx: Transaction | None = None,
+) -> tuple[str, bool]:
+    """Delete a record by id to the recycle bin (``hard``: for good); return (id, False)."""
+    check_id(store, obj, record_id)
+    if lock is not None:
+        lock.check(record_id, record_id)
+    if hard:
+        store.remove(obj, record_id, tx)
+    else:
+        store.recycle(obj, record_id, dt.datetime.now(dt.UTC), tx)
     return record_id, False
+
+
+def check_id(store: Store, obj: SObject, record_id: str, missing: str = "ENTITY_IS_DELETED") -> None:
+    """Raise the error Salesforce gives for an Id that names no live ``obj`` record.
+
+    MALFORMED_ID for text that is not an id of ``obj``; ENTITY_IS_DELETED for a record in the
+    recycle bin; ``missing`` for an id no record ever had (an update says
+    INVALID_CROSS_REFERENCE_KEY, a delete ENTITY_IS_DELETED).
+    """
+    if not is_id_of(obj, record_id):
+        raise SfError("MALFORMED_ID", f"{obj.label} ID: id value of incorrect type: {record_id}", ["Id"])
+    if store.find(obj.name, record_id) is not None:
+        return
+    if store.find_deleted(obj.name, record_id) is not None or missing == "ENTITY_IS_DELETED":
+        raise SfError("ENTITY_IS_DELETED", "entity is deleted", ["Id"])
+    raise SfError(missing, f"invalid cross reference id: {record_id}", ["Id"])
+
+
+def is_id_of(obj: SObject, record_id: str) -> bool:
+    """Whether ``record_id`` looks like an 18-character id with ``obj``'s key prefix."""
+    return len(record_id or "") == 18 and record_id.isalnum() and record_id.startswith(obj.prefix)
+
+
+def _is_external_id(obj: SObject, name: str) -> bool:
+    f = obj.field(name)
+    return f is not None and f.external_id

@@ -1,4 +1,9 @@
-"""The Salesforce (NPSP) emulator: OAuth, REST upserts, Collections, Bulk API 2.0, SOQL, limits.
+"""The Salesforce (NPSP) emulator: OAuth, REST, Collections, Bulk API 2.0, SOQL, limits, NPSP.
+
+Beyond the vendor's API it has NPSP's recurring-donation automation (setting
+``npsp_installments``, on by default: see :mod:`.npsp`), a recycle bin seen by ``queryAll``, and
+``POST /__admin/merge/{SObject}`` ``{"master_id", "merged_ids", "fields"?}``: a staff merge (see
+:mod:`.merge`).
 
 Every call under ``/services/data/vXX.X/`` needs ``Authorization: Bearer <token>`` from
 ``/services/oauth2/token`` (401 ``INVALID_SESSION_ID`` otherwise), counts against the daily API
@@ -8,6 +13,7 @@ allocation (403 ``REQUEST_LIMIT_EXCEEDED`` once spent; no 429, no Retry-After) a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import re
@@ -16,15 +22,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import Body, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandbox.common.emulator import Emulator
-from sandbox.emulators.salesforce import auth, dml, ingest, rest
+from sandbox.emulators.salesforce import auth, dml, ingest, merge, npsp, rest
 from sandbox.emulators.salesforce.bulk import Job
 from sandbox.emulators.salesforce.objects import SOBJECTS, SfError, find_sobject
 from sandbox.emulators.salesforce.rest import sf_error
-from sandbox.emulators.salesforce.store import Store
+from sandbox.emulators.salesforce.store import Change, Store
 
 _VERSIONED = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
 _INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
@@ -69,12 +75,13 @@ class SalesforceEmulator(Emulator):
         "bulk_max_upload_bytes": 150 * 1024 * 1024,
         "daily_bulk_batches": 15_000,
         "snapshot_max_records": 1000,
+        "npsp_installments": True,
     }
 
     # -- state ---------------------------------------------------------------------------------
     def reset_state(self) -> None:
         """Forget records, sessions, jobs, cursors and usage."""
-        self.store = Store()
+        self.store = Store(after_write=self._automation)
         self.sessions: dict[str, auth.Session] = {}
         self.api_calls: deque[float] = deque()
         self.bulk_batches: deque[tuple[float, int]] = deque()
@@ -88,6 +95,7 @@ class SalesforceEmulator(Emulator):
         cap = int(self.settings["snapshot_max_records"])
         return {
             "counts": {name: len(table) for name, table in self.store.tables.items()},
+            "recycle_bin": {name: len(table) for name, table in self.store.recycle_bin.items()},
             "records": {name: list(table.values())[:cap] for name, table in self.store.tables.items()},
             "jobs": [job.info(detail=True) for job in self.jobs.values()],
             "api_usage": self.api_usage(),
@@ -114,6 +122,26 @@ class SalesforceEmulator(Emulator):
         return json.dumps(
             [{"message": message, "errorCode": code}]
         ).encode(), "application/json;charset=UTF-8"
+
+    def _automation(self, store: Store, change: Change) -> None:
+        """Run the org's automation after a write: NPSP installments unless turned off."""
+        if self.settings["npsp_installments"]:
+            npsp.after_write(store, change)
+
+    def merge(
+        self, kind: str, master_id: str, merged_ids: list[str], fields: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Merge records of sObject ``kind`` as staff do in the UI; return what moved."""
+        obj = find_sobject(kind)
+        if obj is None:
+            raise HTTPException(status_code=404, detail=f"no sObject {kind!r}; known: {sorted(SOBJECTS)}")
+        with self.lock:
+            try:
+                return merge.merge(
+                    self.store, obj, master_id, merged_ids, now=dt.datetime.now(dt.UTC), fields=fields
+                )
+            except SfError as exc:
+                raise HTTPException(status_code=400, detail=exc.as_rest()) from exc
 
     # -- helpers for the route modules ---------------------------------------------------------
     def next_number(self) -> int:
@@ -205,6 +233,16 @@ class SalesforceEmulator(Emulator):
                 {"label": f"v{v}.0", "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
                 for v in range(low, high + 1)
             ]
+
+        @app.post("/__admin/merge/{kind}")
+        def merge_records(kind: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+            master_id, merged_ids = body.get("master_id"), body.get("merged_ids")
+            if not isinstance(master_id, str) or not isinstance(merged_ids, list):
+                raise HTTPException(status_code=400, detail="body needs master_id and a merged_ids list")
+            fields = body.get("fields")
+            if fields is not None and not isinstance(fields, dict):
+                raise HTTPException(status_code=400, detail="fields must be an object")
+            return self.merge(kind, master_id, [str(i) for i in merged_ids], fields)
 
         rest.register(self, app)
         ingest.register(self, app)

@@ -123,11 +123,13 @@ def _apply_row(sf: SalesforceEmulator) -> Any:
         obj = job.sobject
         changes = {k: v for k, v in values.items() if v != ""}
         if job.operation == "insert":
-            return dml.insert(sf.store, obj, changes)
+            return dml.insert(sf.store, obj, changes, lock=lock)
         if job.operation == "update":
-            return dml.update(sf.store, obj, values.get("Id", ""), changes, lock)
+            record_id = next((v for k, v in values.items() if k.lower() == "id"), "")
+            return dml.update(sf.store, obj, record_id, changes, lock)
         if job.operation in ("delete", "hardDelete"):
-            return dml.delete(sf.store, obj, values.get("Id", ""))
+            record_id = next((v for k, v in values.items() if k.lower() == "id"), "")
+            return dml.delete(sf.store, obj, record_id, hard=job.operation == "hardDelete", lock=lock)
         ext = job.external_id or "Id"
         column = next(c for c in values if c.lower() == ext.lower())
         value = values[column]

@@ -16,6 +16,11 @@ HOUSEHOLD_RECORD_TYPE_ID = "012000000000HHAAA2"
 ORGANIZATION_RECORD_TYPE_ID = "012000000000ORGAA2"
 DONATION_RECORD_TYPE_ID = "012000000000DONAA2"
 SYSTEM_FIELDS = ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted")
+#: Stages whose Opportunities are closed (``IsClosed``), and the one that is won (``IsWon``).
+CLOSED_STAGES = ("Closed Won", "Closed Lost")
+WON_STAGE = "Closed Won"
+#: sObjects staff can merge in the UI (they carry ``MasterRecordId``).
+MERGEABLE = ("Account", "Contact")
 
 
 class SfError(Exception):
@@ -141,6 +146,19 @@ def _system_fields() -> tuple[Field, ...]:
     )
 
 
+def _master_record(obj: str) -> Field:
+    """``MasterRecordId``: set by a merge on the deleted records, pointing at the survivor."""
+    return Field(
+        "MasterRecordId",
+        "reference",
+        "Master Record ID",
+        18,
+        updateable=False,
+        reference_to=obj,
+        relationship="MasterRecord",
+    )
+
+
 def _sync_id() -> Field:
     return Field("Donor_Sync_Id__c", "string", "Donor Sync Id", 64, external_id=True, unique=True)
 
@@ -157,6 +175,7 @@ SOBJECTS: dict[str, SObject] = {
             "Account",
             (
                 *_system_fields(),
+                _master_record("Account"),
                 Field("Name", "string", "Account Name", 255, required=True),
                 Field(
                     "RecordTypeId",
@@ -187,6 +206,7 @@ SOBJECTS: dict[str, SObject] = {
             "Contact",
             (
                 *_system_fields(),
+                _master_record("Contact"),
                 Field("FirstName", "string", "First Name", 40),
                 Field("LastName", "string", "Last Name", 80, required=True),
                 Field("Name", "string", "Full Name", 121, updateable=False),
@@ -227,6 +247,8 @@ SOBJECTS: dict[str, SObject] = {
                 Field("Amount", "currency", "Amount"),
                 Field("CloseDate", "date", "Close Date", required=True),
                 Field("StageName", "picklist", "Stage", 255, required=True, picklist=_STAGES),
+                Field("IsClosed", "boolean", "Closed", updateable=False),
+                Field("IsWon", "boolean", "Won", updateable=False),
                 Field(
                     "AccountId", "reference", "Account ID", 18, reference_to="Account", relationship="Account"
                 ),

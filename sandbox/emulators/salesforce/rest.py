@@ -1,27 +1,24 @@
-"""REST endpoints: sObject upsert by external id, Collections upsert, describe, SOQL query, limits."""
+"""REST endpoints: sObject create, retrieve, update and delete by Id, upsert by external id, describe,
+SOQL query / queryAll, limits (sObject Collections are in :mod:`.composite`)."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from sandbox.emulators.salesforce import dml, soql
-from sandbox.emulators.salesforce.objects import SfError, SObject, find_sobject, index_key
-from sandbox.emulators.salesforce.store import Transaction
+from sandbox.emulators.salesforce import composite, dml, soql
+from sandbox.emulators.salesforce.objects import SfError, SObject, find_sobject
 
 if TYPE_CHECKING:
     from sandbox.emulators.salesforce.emulator import SalesforceEmulator
 
 PREFIX = "/services/data/v{version}"
 _NOT_FOUND = "The requested resource does not exist"
-_ROLLED_BACK = SfError(
-    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-    "Record rolled back because not all records were valid and the request was using AllOrNone header",
-)
+#: REST status of a DML error on a single record (400 otherwise)
+_STATUS = {"NOT_FOUND": 404, "ENTITY_IS_DELETED": 404}
 
 
 def sf_error(status: int, code: str, message: str, fields: list[str] | None = None) -> JSONResponse:
@@ -64,48 +61,6 @@ def _upsert_result(record_id: str, created: bool) -> dict[str, Any]:
     return {"id": record_id, "success": True, "errors": [], "created": created}
 
 
-def _collection_upsert(
-    sf: SalesforceEmulator, obj: SObject, ext_field: str, records: list[Any], *, all_or_none: bool
-) -> list[dict[str, Any]]:
-    """Upsert records in order; return one result per record (rolled back on failure when allOrNone)."""
-    keys = Counter(index_key(r.get(ext_field)) for r in records if isinstance(r, dict) and r.get(ext_field))
-    tx = Transaction()
-    results: list[dict[str, Any]] = []
-    failed = False
-    lock = sf.lock_policy()
-    for record in records:
-        try:
-            rtype = (record.get("attributes") or {}).get("type") if isinstance(record, dict) else None
-            if rtype is None or rtype.lower() != obj.name.lower():
-                raise SfError(
-                    "INVALID_FIELD", f"Record type must be {obj.name}; missing or different attributes.type"
-                )
-            value = record.get(ext_field)
-            if value and keys[index_key(value)] > 1:
-                raise SfError("DUPLICATE_VALUE", f"Duplicate external id specified: {value}", [ext_field])
-            if "Id" in record:
-                raise SfError(
-                    "INVALID_FIELD", "The Id field should not be specified in the sobject data.", ["Id"]
-                )
-            results.append(
-                _upsert_result(*dml.upsert(sf.store, obj, ext_field, value, record, lock=lock, tx=tx))
-            )
-        except dml.MultipleMatchesError as exc:
-            failed = True
-            err = SfError("DUPLICATE_EXTERNAL_ID", f"The external ID matches more than one record: {exc.ids}")
-            results.append({"success": False, "errors": [err.as_collection()]})
-        except SfError as exc:
-            failed = True
-            results.append({"success": False, "errors": [exc.as_collection()]})
-    if failed and all_or_none:
-        sf.store.rollback(tx)
-        results = [
-            r if not r["success"] else {"success": False, "errors": [_ROLLED_BACK.as_collection()]}
-            for r in results
-        ]
-    return results
-
-
 def _query_page(
     version: str, cursor: str, rows: list[dict[str, Any]], start: int, size: int
 ) -> dict[str, Any]:
@@ -130,6 +85,8 @@ def register(sf: SalesforceEmulator, app: FastAPI) -> None:
     """Register the REST endpoints on ``app``."""
     _register_describe(sf, app)
     _register_sobjects(sf, app)
+    _register_records(sf, app)
+    composite.register(sf, app, render)
     _register_query(sf, app)
 
 
@@ -165,15 +122,7 @@ def _register_describe(sf: SalesforceEmulator, app: FastAPI) -> None:
 
 
 def _register_sobjects(sf: SalesforceEmulator, app: FastAPI) -> None:
-    """Register record retrieval, upsert by external id and the Collections upsert."""
-
-    @app.get(PREFIX + "/sobjects/{name}/{record_id}")
-    def retrieve(version: str, name: str, record_id: str) -> Response:
-        obj = find_sobject(name)
-        record = sf.store.find(obj.name, record_id) if obj else None
-        if obj is None or record is None:
-            return _error(404, "NOT_FOUND", _NOT_FOUND)
-        return JSONResponse(render(obj, record, version))
+    """Register retrieval and upsert by external id."""
 
     @app.get(PREFIX + "/sobjects/{name}/{field}/{value:path}")
     def retrieve_by_external_id(version: str, name: str, field: str, value: str) -> Response:
@@ -217,29 +166,63 @@ def _register_sobjects(sf: SalesforceEmulator, app: FastAPI) -> None:
             return Response(status_code=204)
         return JSONResponse(_upsert_result(record_id, created), status_code=201 if created else 200)
 
-    @app.patch(PREFIX + "/composite/sobjects/{name}/{field}")
-    async def collection_upsert(version: str, name: str, field: str, request: Request) -> Response:
+
+def _dml_error(exc: SfError) -> JSONResponse:
+    return sf_error(_STATUS.get(exc.code, 400), exc.code, exc.message, exc.fields)
+
+
+def _register_records(sf: SalesforceEmulator, app: FastAPI) -> None:
+    """Register create (POST), retrieve (GET), update (PATCH) and delete (DELETE) of one record by Id."""
+
+    @app.post(PREFIX + "/sobjects/{name}")
+    @app.post(PREFIX + "/sobjects/{name}/")
+    async def create(version: str, name: str, request: Request) -> Response:
         try:
             obj = _sobject(name)
-            ext_field = dml.external_id_field(obj, field)
             body = await _json(request)
+            if not isinstance(body, dict):
+                raise SfError("JSON_PARSER_ERROR", "Cannot deserialize instance of sObject from a non-object")
+            with sf.lock:
+                record_id, _ = dml.insert(sf.store, obj, body, lock=sf.lock_policy())
         except SfError as exc:
-            return _error(404 if exc.code == "NOT_FOUND" else 400, exc.code, exc.message)
-        records = body.get("records") if isinstance(body, dict) else None
-        if not isinstance(records, list):
-            return _error(400, "JSON_PARSER_ERROR", "The request body must contain a 'records' array")
-        cap = int(sf.settings["collections_max_records"])
-        if len(records) > cap:
-            return _error(
-                400,
-                "EXCEEDED_ID_LIMIT",
-                f"record limit reached. cannot submit more than {cap} records into this call",
-            )
+            return _dml_error(exc)
+        return JSONResponse({"id": record_id, "success": True, "errors": []}, status_code=201)
+
+    @app.get(PREFIX + "/sobjects/{name}/{record_id}")
+    def retrieve(version: str, name: str, record_id: str) -> Response:
+        obj = find_sobject(name)
+        if obj is None:
+            return _error(404, "NOT_FOUND", _NOT_FOUND)
         with sf.lock:
-            results = _collection_upsert(
-                sf, obj, ext_field, records, all_or_none=bool(body.get("allOrNone", False))
-            )
-        return JSONResponse(results)
+            record = sf.store.find(obj.name, record_id)
+            if record is None and sf.store.find_deleted(obj.name, record_id) is not None:
+                return _error(404, "ENTITY_IS_DELETED", "entity is deleted")
+            if record is None:
+                return _error(404, "NOT_FOUND", _NOT_FOUND)
+            return JSONResponse(render(obj, record, version))
+
+    @app.patch(PREFIX + "/sobjects/{name}/{record_id}")
+    async def update(version: str, name: str, record_id: str, request: Request) -> Response:
+        try:
+            obj = _sobject(name)
+            body = await _json(request)
+            if not isinstance(body, dict):
+                raise SfError("JSON_PARSER_ERROR", "Cannot deserialize instance of sObject from a non-object")
+            with sf.lock:
+                dml.update(sf.store, obj, record_id, body, sf.lock_policy())
+        except SfError as exc:
+            return _dml_error(exc)
+        return Response(status_code=204)
+
+    @app.delete(PREFIX + "/sobjects/{name}/{record_id}")
+    def delete(version: str, name: str, record_id: str) -> Response:
+        try:
+            obj = _sobject(name)
+            with sf.lock:
+                dml.delete(sf.store, obj, record_id, lock=sf.lock_policy())
+        except SfError as exc:
+            return _dml_error(exc)
+        return Response(status_code=204)
 
 
 def _register_query(sf: SalesforceEmulator, app: FastAPI) -> None:
@@ -250,6 +233,8 @@ def _register_query(sf: SalesforceEmulator, app: FastAPI) -> None:
     @app.get(PREFIX + "/queryAll")
     @app.get(PREFIX + "/queryAll/")
     def query(version: str, request: Request) -> Response:
+        """Run SOQL on live records; ``queryAll`` adds the recycle bin (``IsDeleted = true``)."""
+        include_deleted = request.url.path.rstrip("/").endswith("/queryAll")
         text = request.query_params.get("q", "")
         try:
             parsed = soql.parse(text)
@@ -257,7 +242,8 @@ def _register_query(sf: SalesforceEmulator, app: FastAPI) -> None:
             return _error(400, exc.code, exc.message)
         names = [f.name for f in parsed.fields]
         with sf.lock:
-            rows = soql.run(parsed, list(sf.store.tables[parsed.sobject.name].values()))
+            records = sf.store.records(parsed.sobject.name, include_deleted=include_deleted)
+            rows = soql.run(parsed, records)
             rendered = [render(parsed.sobject, r, version, names) for r in rows]
             cursor = f"01g{sf.next_number():015d}"
             size = _page_size(sf, request)

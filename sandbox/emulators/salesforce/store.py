@@ -1,19 +1,26 @@
-"""The in-memory record store: DML rules, indexes on external-id and unique fields, rollback.
+"""The in-memory record store: DML rules, indexes on external-id and unique fields, rollback,
+the recycle bin.
 
 Writes validate a record the way Salesforce does (unknown and read-only fields, required fields,
 types, restricted picklists, lookups, unique fields). A :class:`Transaction` undo log gives the
-``allOrNone`` rollback of sObject Collections.
+``allOrNone`` rollback of sObject Collections. A deleted record moves to the recycle bin
+(``IsDeleted = true``): only ``queryAll`` sees it; retrieval, lookups and external-id matching
+see live records only. ``after_write`` is where org automation (NPSP triggers) runs, inside the
+same transaction as the write that set it off.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.emulators.salesforce.objects import (
+    CLOSED_STAGES,
     SOBJECTS,
+    WON_STAGE,
     Field,
     SfError,
     SObject,
@@ -30,15 +37,45 @@ class Transaction:
 
     before: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
+    def remember(self, name: str, record_id: str, old: dict[str, Any] | None) -> None:
+        """Keep the version before this transaction's first write of the record."""
+        if (name, record_id) not in self.before:
+            self.before[(name, record_id)] = None if old is None else dict(old)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One validated write, as org automation sees it."""
+
+    obj: SObject
+    old: dict[str, Any] | None  # the previous version; None when the write created the record
+    record: dict[str, Any]  # the stored version
+    now: dt.datetime
+    tx: Transaction  # automation writes inside it, so a rollback undoes them too
+
+
+#: Runs after every validated write. It may write more records (through the store) or raise
+#: SfError, which undoes the write that set it off.
+AfterWrite = Callable[["Store", Change], None]
+
 
 class Store:
-    """Records per sObject, with indexes on external-id and unique fields."""
+    """Live records and the recycle bin per sObject, with indexes (live records) on external-id,
+    unique and lookup fields.
 
-    def __init__(self) -> None:
+    :param after_write: org automation run after each validated write (see :data:`AfterWrite`).
+    """
+
+    def __init__(self, after_write: AfterWrite | None = None) -> None:
         self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SOBJECTS}
+        self.recycle_bin: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SOBJECTS}
         self.indexes: dict[tuple[str, str], dict[str, set[str]]] = {
-            (o.name, f.name): {} for o in SOBJECTS.values() for f in o.fields if f.external_id or f.unique
+            (o.name, f.name): {}
+            for o in SOBJECTS.values()
+            for f in o.fields
+            if f.external_id or f.unique or f.type == "reference"
         }
+        self.after_write = after_write
         self._numbers = itertools.count(1)
 
     def new_id(self, obj: SObject) -> str:
@@ -51,26 +88,76 @@ class Store:
             return [value] if value in self.tables[obj.name] else []
         return sorted(self.indexes[(obj.name, field_name)].get(index_key(value), set()))
 
+    def children(self, obj: SObject, field_name: str, parent_id: str) -> list[dict[str, Any]]:
+        """Return the live ``obj`` records whose lookup ``field_name`` points at ``parent_id``."""
+        return [self.tables[obj.name][i] for i in self.match(obj, field_name, parent_id)]
+
     def find(self, obj_name: str, record_id: str) -> dict[str, Any] | None:
-        """Return a record by id (any sObject)."""
+        """Return a live record by id."""
         return self.tables[obj_name].get(record_id)
+
+    def find_deleted(self, obj_name: str, record_id: str) -> dict[str, Any] | None:
+        """Return a record of the recycle bin by id."""
+        return self.recycle_bin[obj_name].get(record_id)
+
+    def records(self, obj_name: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """Return the live records of ``obj_name`` (and those in the recycle bin: ``queryAll``)."""
+        rows = list(self.tables[obj_name].values())
+        return rows + list(self.recycle_bin[obj_name].values()) if include_deleted else rows
 
     def put(self, obj: SObject, record: dict[str, Any], tx: Transaction | None = None) -> None:
         """Store ``record`` (replacing its previous version) and update the indexes."""
         table = self.tables[obj.name]
         old = table.get(record["Id"])
-        if tx is not None and (obj.name, record["Id"]) not in tx.before:
-            tx.before[(obj.name, record["Id"])] = None if old is None else dict(old)
+        if tx is not None:
+            tx.remember(obj.name, record["Id"], old)
         self._unindex(obj, old)
         table[record["Id"]] = record
         self._index(obj, record)
 
-    def remove(self, obj: SObject, record_id: str) -> None:
-        """Delete a record."""
-        self._unindex(obj, self.tables[obj.name].pop(record_id, None))
+    def touch(
+        self,
+        obj: SObject,
+        record_id: str,
+        changes: dict[str, Any],
+        now: dt.datetime,
+        tx: Transaction | None = None,
+    ) -> dict[str, Any]:
+        """Apply a system change (no validation, no automation) and bump the modification stamps."""
+        record = {**self.tables[obj.name][record_id], **changes}
+        record["LastModifiedDate"] = record["SystemModstamp"] = sf_datetime(now)
+        self.put(obj, record, tx)
+        return record
+
+    def recycle(
+        self,
+        obj: SObject,
+        record_id: str,
+        now: dt.datetime,
+        tx: Transaction | None = None,
+        master_id: str | None = None,
+    ) -> None:
+        """Move a live record to the recycle bin (``IsDeleted``; ``MasterRecordId`` after a merge)."""
+        old = self.tables[obj.name].pop(record_id)
+        if tx is not None:
+            tx.remember(obj.name, record_id, old)
+        self._unindex(obj, old)
+        record = {**old, "IsDeleted": True, "LastModifiedDate": sf_datetime(now)}
+        record["SystemModstamp"] = record["LastModifiedDate"]
+        if master_id is not None:
+            record["MasterRecordId"] = master_id
+        self.recycle_bin[obj.name][record_id] = record
+
+    def remove(self, obj: SObject, record_id: str, tx: Transaction | None = None) -> None:
+        """Delete a record for good (live or in the recycle bin): hardDelete, rollback."""
+        old = self.tables[obj.name].pop(record_id, None)
+        if tx is not None and old is not None:
+            tx.remember(obj.name, record_id, old)
+        self._unindex(obj, old)
+        self.recycle_bin[obj.name].pop(record_id, None)
 
     def rollback(self, tx: Transaction) -> None:
-        """Undo every write of ``tx``."""
+        """Undo every write of ``tx`` (creates, updates and deletes)."""
         for (name, record_id), old in reversed(list(tx.before.items())):
             obj = SOBJECTS[name]
             self.remove(obj, record_id)
@@ -196,13 +283,33 @@ class Store:
                         f"duplicate value found: {f.name} duplicates value on record with id: {others[0]}",
                         [f.name],
                     )
-        if obj.name == "Contact":
-            record["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p)
-        if obj.name == "npe03__Recurring_Donation__c" and not record.get("Name"):
-            record["Name"] = f"RD-{record['Id'][-8:]}"
+        _derive(obj, record)
         record["LastModifiedDate"] = record["SystemModstamp"] = sf_datetime(now)
-        self.put(obj, record, tx)
+        old = None if created else self.tables[obj.name][record["Id"]]
+        local = Transaction()
+        self.put(obj, record, local)
+        if self.after_write is not None:
+            try:
+                self.after_write(self, Change(obj, old, record, now, local))
+            except SfError:
+                self.rollback(local)
+                raise
+        if tx is not None:
+            for (name, rid), before in local.before.items():
+                tx.remember(name, rid, before)
         return record["Id"], created
+
+
+def _derive(obj: SObject, record: dict[str, Any]) -> None:
+    """Set the fields Salesforce computes: Contact.Name, a recurring donation's default Name,
+    Opportunity.IsClosed / IsWon (from the stage)."""
+    if obj.name == "Contact":
+        record["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p)
+    if obj.name == "npe03__Recurring_Donation__c" and not record.get("Name"):
+        record["Name"] = f"RD-{record['Id'][-8:]}"
+    if obj.name == "Opportunity":
+        record["IsClosed"] = record.get("StageName") in CLOSED_STAGES
+        record["IsWon"] = record.get("StageName") == WON_STAGE
 
 
 def _default(f: Field) -> Any:

@@ -1,11 +1,5 @@
-"""Helpers for the Salesforce connector tests: an emulator with the Collections calls the sandbox
-lacks, PEM helpers, outbox records and views of the emulator's state.
-
-The sandbox emulator serves Collections *upsert* but not the sibling Collections calls the
-connector also makes (``POST``/``PATCH``/``DELETE /composite/sobjects``: create, update by Id,
-delete). :class:`NpspEmulator` adds them on top of the emulator's own DML rules until the sandbox
-has them.
-"""
+"""Helpers for the Salesforce connector tests: PEM helpers, outbox records and views of the
+emulator's state."""
 
 from __future__ import annotations
 
@@ -14,71 +8,15 @@ from typing import Any
 import tenacity
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from donor_sync.delivery.connectors.salesforce.client import default_retry
 from donor_sync.delivery.contracts import Operation, OutboundRecord, RecordRef
 from sandbox.common.runner import Running
-from sandbox.emulators.salesforce import SalesforceEmulator, dml
-from sandbox.emulators.salesforce.objects import SOBJECTS, SfError, find_sobject
+from sandbox.emulators.salesforce import SalesforceEmulator
 
 CLIENT_ID = "donor-sync-consumer-key"
 CLIENT_SECRET = "donor-sync-consumer-secret"
 USER = "integration@donor-sync.test"
-PREFIX = "/services/data/v{version}/composite/sobjects"
-
-
-class NpspEmulator(SalesforceEmulator):
-    """The sandbox Salesforce emulator plus Collections create, update by Id and delete."""
-
-    def routes(self, app: FastAPI) -> None:
-        super().routes(app)
-
-        def save(records: Any, update: bool) -> list[dict[str, Any]]:
-            results: list[dict[str, Any]] = []
-            for record in records if isinstance(records, list) else []:
-                try:
-                    obj = find_sobject(str((record.get("attributes") or {}).get("type", "")))
-                    if obj is None:
-                        raise SfError("INVALID_TYPE", "sObject type is missing or unknown")
-                    body = {k: v for k, v in record.items() if k != "attributes"}
-                    if update:
-                        record_id = str(body.pop("Id", ""))
-                        dml.update(self.store, obj, record_id, body, self.lock_policy())
-                    else:
-                        if "Id" in body:
-                            raise SfError("INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
-                        record_id, _ = dml.insert(self.store, obj, body)
-                    results.append({"id": record_id, "success": True, "errors": []})
-                except SfError as exc:
-                    results.append({"success": False, "errors": [exc.as_collection()]})
-            return results
-
-        @app.post(PREFIX)
-        async def create(version: str, request: Request) -> JSONResponse:
-            body = await request.json()
-            with self.lock:
-                return JSONResponse(save(body.get("records"), update=False))
-
-        @app.patch(PREFIX)
-        async def update(version: str, request: Request) -> JSONResponse:
-            body = await request.json()
-            with self.lock:
-                return JSONResponse(save(body.get("records"), update=True))
-
-        @app.delete(PREFIX)
-        def delete(version: str, ids: str) -> JSONResponse:
-            results: list[dict[str, Any]] = []
-            with self.lock:
-                for record_id in ids.split(","):
-                    obj = next((o for o in SOBJECTS.values() if record_id in self.store.tables[o.name]), None)
-                    try:
-                        dml.delete(self.store, obj or SOBJECTS["Account"], record_id)
-                        results.append({"id": record_id, "success": True, "errors": []})
-                    except SfError as exc:
-                        results.append({"id": record_id, "success": False, "errors": [exc.as_collection()]})
-            return JSONResponse(results)
 
 
 def public_pem(key: rsa.RSAPrivateKey) -> str:
@@ -124,10 +62,17 @@ def record(
     )
 
 
+def salesforce(sf: Running) -> SalesforceEmulator:
+    """The running emulator, typed as the Salesforce one."""
+    assert isinstance(sf.emulator, SalesforceEmulator)
+    return sf.emulator
+
+
 def rows(sf: Running, sobject: str) -> list[dict[str, Any]]:
-    """The emulator's stored records of ``sobject``."""
-    with sf.emulator.lock:
-        return [dict(r) for r in sf.emulator.store.tables[sobject].values()]
+    """The emulator's live records of ``sobject`` (not those in its recycle bin)."""
+    emulator = salesforce(sf)
+    with emulator.lock:
+        return [dict(r) for r in emulator.store.tables[sobject].values()]
 
 
 def requests_to(sf: Running, pattern: str, method: str | None = None) -> list[dict[str, Any]]:

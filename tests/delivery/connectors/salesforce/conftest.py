@@ -16,10 +16,10 @@ from donor_sync.delivery.connectors.salesforce import (
 )
 from sandbox.common.runner import Running, Sandbox
 from sandbox.common.tls import TlsFiles
+from sandbox.emulators.salesforce import SalesforceEmulator
 from tests.delivery.connectors.salesforce._support import (
     CLIENT_ID,
     USER,
-    NpspEmulator,
     fast_retry,
     private_pem,
     public_pem,
@@ -33,7 +33,7 @@ def private_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="package")
 def box(start_emulators: Callable[..., Sandbox], private_key: rsa.RSAPrivateKey) -> Sandbox:
-    return start_emulators(NpspEmulator({"jwt_public_key": public_pem(private_key)}))
+    return start_emulators(SalesforceEmulator({"jwt_public_key": public_pem(private_key)}))
 
 
 @pytest.fixture

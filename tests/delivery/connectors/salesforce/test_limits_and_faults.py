@@ -18,14 +18,14 @@ from donor_sync.delivery.contracts import (
 )
 from sandbox.common.faults import FaultRule
 from sandbox.common.runner import Running
-from tests.delivery.connectors.salesforce._support import fast_retry, record, requests_to, rows
+from tests.delivery.connectors.salesforce._support import fast_retry, record, requests_to, rows, salesforce
 
 COLLECTION = "/composite/sobjects/Contact/Donor_Sync_Id__c"
 
 
 def test_request_limit_exceeded_is_rate_limited(sf: Running, connector: SalesforceConnector) -> None:
     connector.push("contact", Operation.UPSERT, [record(1, "D-1", {"LastName": "A"})])
-    used = sf.emulator.api_usage()
+    used = salesforce(sf).api_usage()
     sf.emulator.settings["daily_api_requests"] = used
     with pytest.raises(DestinationUnavailableError) as caught:
         connector.push("contact", Operation.UPSERT, [record(2, "D-2", {"LastName": "B"})])
@@ -47,7 +47,7 @@ def test_limit_info_header_becomes_quota_state(sf: Running, connector: Salesforc
     sf.emulator.settings["daily_api_requests"] = 500
     connector.push("contact", Operation.UPSERT, [record(1, "D-1", {"LastName": "A"})])
     quota = connector.quota()
-    assert quota == QuotaState(remaining=500 - sf.emulator.api_usage(), limit=500, window="rolling_24h")
+    assert quota == QuotaState(remaining=500 - salesforce(sf).api_usage(), limit=500, window="rolling_24h")
     assert quota.share_remaining is not None
     assert 0.98 < quota.share_remaining < 1.0
 

@@ -1,8 +1,7 @@
 """Recurring gifts become the installment Opportunities NPSP created, never parallel ones.
 
-The emulator does not create installments when a recurring donation is inserted, and its
-Opportunity has no ``IsClosed``: installments are seeded through its admin API and "open" is
-``StageName = 'Pledged'`` here.
+The first test lets the emulator's NPSP automation create installments (as Enhanced Recurring
+Donations do); the others turn it off and seed a schedule by hand to pin down the matching rules.
 """
 
 from __future__ import annotations
@@ -16,18 +15,32 @@ from donor_sync.delivery.contracts import FailureClass, Operation, RecordRef
 from sandbox.common.runner import Running
 from tests.delivery.connectors.salesforce._support import record, rows
 
-OPEN = "StageName = 'Pledged'"
-
 
 @pytest.fixture
 def npsp(client: SalesforceClient) -> SalesforceConnector:
-    return SalesforceConnector(client, installment_open_condition=OPEN)
+    """The connector with its default open-installment condition (``IsClosed = false``)."""
+    return SalesforceConnector(client)
+
+
+def _household_and_contact(npsp: SalesforceConnector) -> None:
+    npsp.push(
+        "household_account",
+        Operation.UPSERT,
+        [record(1, "H-1", {"Name": "Lovelace Household"}, entity="household_account")],
+    )
+    npsp.push(
+        "contact",
+        Operation.UPSERT,
+        [record(1, "D-1", {"LastName": "Lovelace", "Account": {"Donor_Sync_Id__c": "H-1"}})],
+    )
 
 
 @pytest.fixture
 def plan(sf: Running, npsp: SalesforceConnector) -> dict[str, str]:
-    """A contact, a monthly recurring donation and its installments on the 15th (January paid)."""
-    npsp.push("contact", Operation.UPSERT, [record(1, "D-1", {"LastName": "Lovelace"})])
+    """A contact, a monthly recurring donation and its installments on the 15th (January paid),
+    seeded by hand with NPSP's automation off."""
+    sf.emulator.settings["npsp_installments"] = False
+    _household_and_contact(npsp)
     [rd] = npsp.push(
         "recurring_donation",
         Operation.UPSERT,
@@ -69,6 +82,53 @@ def _gift(outbox_id: int, key: str, day: str, **extra: Any) -> Any:
         "npsp__Primary_Contact__r": {"Donor_Sync_Id__c": "D-1"},
     }
     return record(outbox_id, key, payload, entity="opportunity", **extra)
+
+
+def test_payments_claim_the_installments_npsp_creates(sf: Running, npsp: SalesforceConnector) -> None:
+    _household_and_contact(npsp)
+    rd_payload = {
+        "npe03__Contact__r": {"Donor_Sync_Id__c": "D-1"},
+        "npe03__Amount__c": 25,
+        "npe03__Installment_Period__c": "Monthly",
+        "npe03__Next_Payment_Date__c": "2024-02-15",
+    }
+    [rd] = npsp.push(
+        "recurring_donation", Operation.UPSERT, [record(2, "P-1", rd_payload, entity="recurring_donation")]
+    )
+    [first] = rows(sf, "Opportunity")
+    contact = rows(sf, "Contact")[0]
+    assert (first["StageName"], first["CloseDate"], first["Amount"], first["IsClosed"]) == (
+        "Pledged",
+        "2024-02-15",
+        25.0,
+        False,
+    )
+    assert (first["npe03__Recurring_Donation__c"], first["npsp__Primary_Contact__c"]) == (
+        rd.remote_id,
+        contact["Id"],
+    )
+    assert first["AccountId"] == contact["AccountId"]
+    assert first["Donor_Sync_Id__c"] is None
+
+    [paid] = npsp.push("opportunity", Operation.UPSERT, [_gift(10, "G-FEB", "2024-02-13")])
+    assert (paid.ok, paid.remote_id, paid.created) == (True, first["Id"], False)
+    stored = sorted(rows(sf, "Opportunity"), key=lambda r: r["CloseDate"])
+    assert [(r["CloseDate"], r["StageName"], r["Donor_Sync_Id__c"]) for r in stored] == [
+        ("2024-02-13", "Closed Won", "G-FEB"),
+        ("2024-03-15", "Pledged", None),
+    ], "closing February's installment made NPSP schedule March's"
+
+    [march] = npsp.push("opportunity", Operation.UPSERT, [_gift(11, "G-MAR", "2024-03-16")])
+    assert (march.remote_id, march.created) == (stored[1]["Id"], False)
+    [again] = npsp.push("opportunity", Operation.UPSERT, [_gift(12, "G-FEB", "2024-02-13")])
+    assert (again.remote_id, again.created) == (first["Id"], False)
+    stored = sorted(rows(sf, "Opportunity"), key=lambda r: r["CloseDate"])
+    assert [(r["Donor_Sync_Id__c"], r["IsClosed"]) for r in stored] == [
+        ("G-FEB", True),
+        ("G-MAR", True),
+        (None, False),
+    ]
+    assert stored[2]["CloseDate"] == "2024-04-15"
 
 
 def test_payment_claims_the_nearest_open_installment(

@@ -16,6 +16,7 @@ def test_connector_satisfies_the_protocol(connector: SalesforceConnector) -> Non
     assert connector.destination == "salesforce"
     assert list(connector.entity_order()) == [
         "household_account",
+        "organization_account",
         "contact",
         "recurring_donation",
         "opportunity",
