@@ -296,6 +296,17 @@ from donor_sync.cli_review import review_group  # noqa: E402 - `donor-sync revie
 
 main.add_command(review_group)
 from donor_sync import cli_dedupe  # noqa: E402, F401 - registers `donor-sync dedupe`
+from donor_sync.cli_mapping import mapping_group  # noqa: E402 - `donor-sync mapping`
+
+main.add_command(mapping_group)
+
+from donor_sync.cli_outbox import merges_group, outbox_group  # noqa: E402 - `donor-sync outbox`, `merges`
+
+main.add_command(outbox_group)
+main.add_command(merges_group)
+from donor_sync.cli_dlq import dlq_group  # noqa: E402 - `donor-sync dlq`
+
+main.add_command(dlq_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,317 @@
+"""Read core rows for the mapping engine: the keys of ``SOURCE_FIELDS[kind]``, exactly.
+
+Which rows a run reads is decided first, set-based, into a temp table of keys
+(``__donor_sync__outbox_keys``: kind, key, changed_at, live); the rows are then read from it in
+batches through a server-side cursor, so memory stays flat whatever the base size.
+
+* live rows: donors not merged away and not erased; gifts that are not test payments, of a live
+  donor; recurring plans of a live donor; households with a live member. A gift or plan belongs
+  to its donor's survivor (``coalesce(merged_into, donor_id)``: merges never re-point gifts),
+  and its ``household_id`` is the survivor's household.
+* a key that is considered but not live has left core (merged away, erased, now a test payment):
+  mirror and withdrawal act on it (:mod:`donor_sync.delivery.outbox.modes`).
+* incremental: rows whose own ``updated_at`` or what they read changed after the destination's
+  watermark of the kind (``sync.watermarks``: source = destination, stream = ``outbox_<kind>``),
+  re-reading the watermark's overlap: a donor's household link or household row, a gift's or
+  plan's owner (a merge decided or undone) or the owner's household link. A household link that
+  is deleted leaves no timestamp: the nightly full run picks it up.
+
+Values keep their database types (uuids as text, numerics as Decimal, dates and datetimes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+from donor_sync.delivery.contracts import SOURCE_FIELDS
+from donor_sync.delivery.outbox.scope import Scope, ScopeKind
+
+KEYS_TABLE = "__donor_sync__outbox_keys"
+BATCH_ROWS = 5_000
+
+
+def stream_of(kind: str) -> str:
+    """Return the ``sync.watermarks`` stream of a kind's outbox computation."""
+    return f"outbox_{kind}"
+
+
+def _select_list(kind: str, alias: str, overrides: Mapping[str, str]) -> str:
+    return ", ".join(f"{overrides.get(f, f'{alias}.{f}')} AS {f}" for f in SOURCE_FIELDS[kind])
+
+
+# -- donors ----------------------------------------------------------------------------------------
+
+_DONOR_KEYS = """
+SELECT d.donor_id::text, greatest(d.updated_at, hm.linked_at, h.updated_at),
+       d.merged_into IS NULL AND d.erased_at IS NULL
+FROM core.donors d
+LEFT JOIN core.household_members hm ON hm.donor_id = d.donor_id
+LEFT JOIN core.households h ON h.household_id = hm.household_id
+"""
+_DONOR_CHANGED = """
+WHERE d.donor_id IN (
+    SELECT donor_id FROM core.donors WHERE updated_at > %(t)s
+    UNION SELECT donor_id FROM core.household_members WHERE linked_at > %(t)s
+    UNION SELECT m.donor_id FROM core.household_members m
+          JOIN core.households hh ON hh.household_id = m.household_id WHERE hh.updated_at > %(t)s)
+"""
+_DONOR_IDS = """
+WHERE d.donor_id = ANY(%(donors)s::uuid[]) OR d.donor_id = ANY(%(keys)s::uuid[])
+"""
+_DONOR_SELECT = _select_list(
+    "donor",
+    "d",
+    {
+        "donor_id": "d.donor_id::text",
+        "household_id": "hm.household_id::text",
+        "household_name": "h.name",
+        "household_role": "hm.role",
+    },
+)
+_DONOR_ROWS = f"""
+SELECT {_DONOR_SELECT}
+FROM {KEYS_TABLE} k
+JOIN core.donors d ON d.donor_id = k.key::uuid
+LEFT JOIN core.household_members hm ON hm.donor_id = d.donor_id
+LEFT JOIN core.households h ON h.household_id = hm.household_id
+WHERE k.kind = 'donor' AND k.live
+ORDER BY k.key
+"""
+
+# -- households ------------------------------------------------------------------------------------
+
+_HOUSEHOLD_KEYS = """
+SELECT h.household_id::text, greatest(h.updated_at, max(hm.linked_at), max(d.updated_at)),
+       coalesce(bool_or(d.merged_into IS NULL AND d.erased_at IS NULL), false)
+FROM core.households h
+LEFT JOIN core.household_members hm ON hm.household_id = h.household_id
+LEFT JOIN core.donors d ON d.donor_id = hm.donor_id
+{where}
+GROUP BY h.household_id
+"""
+_HOUSEHOLD_CHANGED = """
+WHERE h.household_id IN (
+    SELECT household_id FROM core.households WHERE updated_at > %(t)s
+    UNION SELECT household_id FROM core.household_members WHERE linked_at > %(t)s
+    UNION SELECT m.household_id FROM core.household_members m
+          JOIN core.donors dd ON dd.donor_id = m.donor_id WHERE dd.updated_at > %(t)s)
+"""
+_HOUSEHOLD_IDS = """
+WHERE h.household_id = ANY(%(keys)s::uuid[])
+   OR h.household_id IN (SELECT household_id FROM core.household_members
+                         WHERE donor_id = ANY(%(donors)s::uuid[]))
+"""
+_LIVE_MEMBERS = """
+FROM core.household_members m JOIN core.donors dd ON dd.donor_id = m.donor_id
+WHERE m.household_id = h.household_id AND dd.merged_into IS NULL AND dd.erased_at IS NULL
+"""
+_HOUSEHOLD_SELECT = _select_list(
+    "household",
+    "h",
+    {
+        "household_id": "h.household_id::text",
+        "member_count": f"(SELECT count(*) {_LIVE_MEMBERS})::integer",
+        "primary_donor_id": f"(SELECT m.donor_id::text {_LIVE_MEMBERS} AND m.role = 'primary')",
+    },
+)
+_HOUSEHOLD_ROWS = f"""
+SELECT {_HOUSEHOLD_SELECT}
+FROM {KEYS_TABLE} k
+JOIN core.households h ON h.household_id = k.key::uuid
+WHERE k.kind = 'household' AND k.live
+ORDER BY k.key
+"""
+
+# -- gifts and recurring plans ---------------------------------------------------------------------
+
+# Donors whose gifts and plans changed owner (a merge decided or undone) or whose owner's
+# household link changed since %(t)s.
+_OWNER_CHANGED = """
+    SELECT md.merged_donor_id FROM core.merge_decisions md
+    WHERE md.decided_at > %(t)s OR md.undone_at > %(t)s
+    UNION SELECT unnest(md.repointed) FROM core.merge_decisions md
+    WHERE md.decided_at > %(t)s OR md.undone_at > %(t)s
+    UNION SELECT donor_id FROM core.household_members WHERE linked_at > %(t)s
+    UNION SELECT dd.donor_id FROM core.donors dd
+          JOIN core.household_members m ON m.donor_id = dd.merged_into WHERE m.linked_at > %(t)s
+"""
+_OWNED_BY_IDS = """
+    SELECT unnest(%(donors)s::uuid[])
+    UNION SELECT donor_id FROM core.donors WHERE merged_into = ANY(%(donors)s::uuid[])
+"""
+_OWNER_JOIN = """
+JOIN core.donors d ON d.donor_id = {alias}.donor_id
+JOIN core.donors o ON o.donor_id = coalesce(d.merged_into, d.donor_id)
+LEFT JOIN core.household_members hm ON hm.donor_id = o.donor_id
+"""
+
+_GIFT_KEYS = f"""
+SELECT g.gift_key, greatest(g.updated_at, hm.linked_at),
+       NOT g.is_test AND o.merged_into IS NULL AND o.erased_at IS NULL
+FROM core.gifts g
+{_OWNER_JOIN.format(alias="g")}
+"""
+_GIFT_CHANGED = f"""
+WHERE g.gift_id IN (
+    SELECT gift_id FROM core.gifts WHERE updated_at > %(t)s
+    UNION SELECT gift_id FROM core.gifts WHERE donor_id IN ({_OWNER_CHANGED}))
+"""
+_GIFT_IDS = f"""
+WHERE g.gift_key = ANY(%(keys)s::text[]) OR g.donor_id IN ({_OWNED_BY_IDS})
+"""
+_GIFT_SELECT = _select_list(
+    "gift",
+    "g",
+    {
+        "gift_id": "g.gift_id::text",
+        "donor_id": "o.donor_id::text",
+        "household_id": "hm.household_id::text",
+        "recurring_plan_key": "rp.plan_key",
+    },
+)
+_GIFT_ROWS = f"""
+SELECT {_GIFT_SELECT}
+FROM {KEYS_TABLE} k
+JOIN core.gifts g ON g.gift_key = k.key
+{_OWNER_JOIN.format(alias="g")}
+LEFT JOIN core.recurring_plans rp ON rp.recurring_plan_id = g.recurring_plan_id
+WHERE k.kind = 'gift' AND k.live
+ORDER BY k.key
+"""
+
+_PLAN_KEYS = f"""
+SELECT p.plan_key, greatest(p.updated_at, hm.linked_at), o.merged_into IS NULL AND o.erased_at IS NULL
+FROM core.recurring_plans p
+{_OWNER_JOIN.format(alias="p")}
+"""
+_PLAN_CHANGED = f"""
+WHERE p.recurring_plan_id IN (
+    SELECT recurring_plan_id FROM core.recurring_plans WHERE updated_at > %(t)s
+    UNION SELECT recurring_plan_id FROM core.recurring_plans WHERE donor_id IN ({_OWNER_CHANGED}))
+"""
+_PLAN_IDS = f"""
+WHERE p.plan_key = ANY(%(keys)s::text[]) OR p.donor_id IN ({_OWNED_BY_IDS})
+"""
+_PLAN_SELECT = _select_list(
+    "recurring_plan", "p", {"donor_id": "o.donor_id::text", "household_id": "hm.household_id::text"}
+)
+_PLAN_ROWS = f"""
+SELECT {_PLAN_SELECT}
+FROM {KEYS_TABLE} k
+JOIN core.recurring_plans p ON p.plan_key = k.key
+{_OWNER_JOIN.format(alias="p")}
+WHERE k.kind = 'recurring_plan' AND k.live
+ORDER BY k.key
+"""
+
+#: Per kind: (keys select, incremental filter, ids filter, rows select).
+_SQL: Mapping[str, tuple[str, str, str, str]] = {
+    "donor": (_DONOR_KEYS + "{where}", _DONOR_CHANGED, _DONOR_IDS, _DONOR_ROWS),
+    "household": (_HOUSEHOLD_KEYS, _HOUSEHOLD_CHANGED, _HOUSEHOLD_IDS, _HOUSEHOLD_ROWS),
+    "gift": (_GIFT_KEYS + "{where}", _GIFT_CHANGED, _GIFT_IDS, _GIFT_ROWS),
+    "recurring_plan": (_PLAN_KEYS + "{where}", _PLAN_CHANGED, _PLAN_IDS, _PLAN_ROWS),
+}
+
+
+def create_keys_table(conn: psycopg.Connection) -> None:
+    """(Re)create the temp table of the keys a run considers."""
+    conn.execute(f"DROP TABLE IF EXISTS {KEYS_TABLE}")
+    conn.execute(
+        f"CREATE TEMP TABLE {KEYS_TABLE} (kind text NOT NULL, key text NOT NULL,"
+        " changed_at timestamptz, live boolean NOT NULL, PRIMARY KEY (kind, key))"
+    )
+
+
+def watermark_since(conn: psycopg.Connection, destination: str, stream: str) -> datetime | None:
+    """Return where the next incremental window starts (cursor minus overlap), None before the first run."""
+    row = conn.execute(
+        "SELECT cursor_ts - overlap FROM sync.watermarks WHERE source = %s AND stream = %s",
+        (destination, stream),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def advance_watermark(
+    conn: psycopg.Connection,
+    destination: str,
+    stream: str,
+    cursor_ts: datetime | None,
+    *,
+    run_id: str | UUID | None = None,
+) -> None:
+    """Move the watermark forward to ``cursor_ts`` (never back); nothing when there is no position."""
+    if cursor_ts is None:
+        return
+    conn.execute(
+        "INSERT INTO sync.watermarks AS w (source, stream, cursor_ts, run_id)"
+        " VALUES (%(d)s, %(s)s, %(ts)s, (SELECT run_id FROM sync.runs WHERE run_id = %(run)s::uuid))"
+        " ON CONFLICT (source, stream) DO UPDATE SET cursor_ts = greatest(w.cursor_ts, EXCLUDED.cursor_ts),"
+        " run_id = coalesce(EXCLUDED.run_id, w.run_id)",
+        {"d": destination, "s": stream, "ts": cursor_ts, "run": str(run_id) if run_id else None},
+    )
+
+
+def collect_keys(
+    conn: psycopg.Connection, kind: str, scope: Scope, *, since: datetime | None = None
+) -> tuple[int, datetime | None]:
+    """Add the keys of ``kind`` the scope considers to the keys table.
+
+    :param since: for an incremental scope, the start of the window (None: everything).
+    :return: how many keys, and when they were read: the next watermark. Every change committed
+        by then has been seen; one whose transaction was still open then carries an earlier
+        ``updated_at`` and is caught by the next window's overlap.
+    """
+    keys_sql, changed, ids, _ = _SQL[kind]
+    params: dict[str, Any] = {"t": since, "donors": [], "keys": []}
+    where = ""
+    if scope.kind is ScopeKind.IDS:
+        where = ids
+        params["donors"] = sorted(scope.donor_ids)
+        params["keys"] = sorted(scope.keys.get(kind, ()))
+    elif scope.kind is ScopeKind.INCREMENTAL and since is not None:
+        where = changed
+    clock = conn.execute("SELECT clock_timestamp()").fetchone()
+    read_at = clock[0] if clock else None
+    conn.execute(
+        f"INSERT INTO {KEYS_TABLE} (kind, key, changed_at, live) SELECT %(kind)s, q.* FROM ("
+        + keys_sql.format(where=where)
+        + ") q",
+        {**params, "kind": kind},
+    )
+    row = conn.execute(f"SELECT count(*) FROM {KEYS_TABLE} WHERE kind = %s", (kind,)).fetchone()
+    return (int(row[0]) if row else 0), read_at
+
+
+def read_rows(
+    conn: psycopg.Connection, kind: str, *, batch_rows: int = BATCH_ROWS
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield the live rows of ``kind`` in the keys table, in batches, ordered by key.
+
+    Reads through a server-side cursor (needs a transaction); the connection may run other
+    statements between batches.
+    """
+    rows_sql = _SQL[kind][3]
+    with conn.cursor(name=f"__donor_sync__outbox_rows_{kind}", row_factory=dict_row) as cur:
+        cur.execute(rows_sql)
+        while batch := cur.fetchmany(batch_rows):
+            yield batch
+
+
+def iter_source_rows(
+    conn: psycopg.Connection, kind: str, scope: Scope, *, since: datetime | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield the live core rows of ``kind`` a scope selects (for the mapping engine's tools).
+
+    Runs inside a transaction of its own (a savepoint when one is open); writes nothing lasting.
+    """
+    with conn.transaction(force_rollback=True):
+        create_keys_table(conn)
+        collect_keys(conn, kind, scope, since=since)
+        for batch in read_rows(conn, kind):
+            yield from batch
