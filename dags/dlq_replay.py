@@ -2,11 +2,15 @@
 ### dlq_replay
 
 Manual only: replay, edit or discard dead letters chosen by the params below. Replayed records
-go back through the outbox (and the consent gate) rather than straight to the vendor, so a
-replay can never send what consent no longer allows.
+go back through the outbox (and its push: ladder, circuit breaker, dead letters) rather than
+straight to the vendor.
 
-**Stages live today:** run bookkeeping (`open_run` → `close_run`); selecting and acting on dead
-letters is wired in between when the delivery engine lands.
+**Stages:** `open_run` → `dead_letters` (the letters chosen by destination, error class and
+ids: `replay` re-queues each payload in `sync.outbox`, `edit` applies the `edits` param (field ->
+value) first, `discard` closes them with the note; every action is audited, a letter replay must
+refuse -- consent-blocked, its donor erased or merged away -- is left open and logged) →
+`push_salesforce`, `push_hubspot` (send what is due now, replays included) → `close_run`.
+The CLI does the same: `donor-sync dlq list|show|replay|edit|discard`.
 
 **Alerts.** Task failures go to the `slack_alerts` connection; a replay still running an hour
 after it was queued raises a deadline alert there.
@@ -20,6 +24,8 @@ from airflow.sdk import DAG, Param
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.delivery_tasks import DESTINATION_POOLS, push_task
+from donor_sync.operators.dlq_tasks import dead_letter_action_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
@@ -39,9 +45,10 @@ with DAG(
         "action": Param(
             "replay",
             type="string",
-            enum=["replay", "discard"],
+            enum=["replay", "edit", "discard"],
             title="Action",
-            description="replay: back through the outbox; discard: close with a note.",
+            description="replay: back through the outbox; edit: apply `edits`, then replay; "
+            "discard: close with a note.",
         ),
         "destination": Param(
             None,
@@ -65,7 +72,17 @@ with DAG(
             title="Error class",
         ),
         "dead_letter_ids": Param([], type="array", items={"type": "integer"}, title="Dead letter ids"),
+        "edits": Param(
+            {},
+            type="object",
+            title="Edits",
+            description="For action edit: payload field -> corrected value, applied to every chosen letter.",
+        ),
         "note": Param("", type="string", maxLength=500, title="Note for the audit log"),
     },
 ):
-    close_run_task(open_run_task())
+    sync_run = open_run_task()
+    acted = dead_letter_action_task(sync_run)
+    closed = close_run_task(sync_run)
+    for destination, pool in DESTINATION_POOLS.items():
+        acted >> push_task.override(task_id=f"push_{destination}", pool=pool)(sync_run, destination) >> closed

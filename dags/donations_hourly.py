@@ -20,10 +20,18 @@ staged, quarantined or skipped, else the task fails; docs/standardize-rules.md) 
 (staged donors matched to golden donors in `core`: same id or email, else scored by the dedup
 rules and merged, queued for review in `sync.review_queue` or linked as a household;
 docs/dedup-rules.md, docs/survivorship.md; staged gifts folded into one core gift per
-cross-platform gift key; the touched donors' giving aggregates refreshed) → `close_run`
+cross-platform gift key; the touched donors' giving aggregates refreshed) → per CRM,
+`queue_<destination>` (the changed donors, households, plans and gifts rendered by the
+destination's mapping, include/mappings/destinations/, docs/field-mappings.md; only records whose
+payload changed since the last push enter `sync.outbox`; a run that would remove or overwrite
+more than the configured share stops and alerts unless `approve_blast_radius` is set) →
+`push_<destination>` (Salesforce: sObject Collections, Bulk API 2.0 above 2,000 records;
+HubSpot: batch upserts and associations; per-record retry ladder, dead letters in
+`sync.dead_letters`, circuit breaker alerts to Slack) → `close_run`
 (advances the watermarks of a successful run and logs the summary: records read per source,
 staged, quarantined, merged, pushed per destination, dead-lettered; also in `sync.run_metrics`).
-The gate and push stages are wired in as they land.
+The consent gate (issue 7) and the email platforms (issue 8) are wired in as they land.
+`dry_run` plans every destination without writing the outbox or calling a vendor.
 
 **Alerts.** A task that fails after the retry ladder (1m, 5m, 15m, 1h, 4h, 24h) posts to the
 `slack_alerts` connection; a run that has not succeeded 50 minutes after it was queued posts a
@@ -34,11 +42,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.csv_tasks import extract_csv_task
 from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.delivery_tasks import DESTINATION_POOLS, push_task, queue_task
 from donor_sync.operators.extract_tasks import API_SOURCES, extract_source_task
 from donor_sync.operators.resolve_tasks import resolve_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
@@ -60,6 +69,22 @@ with DAG(
     deadline=deadline_alert(
         timedelta(minutes=50), "this hour's gifts have not all reached the CRMs and email platforms"
     ),
+    params={
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Plan each destination's creates, updates and deletes without queueing or pushing "
+            "(see the run's plan metrics and `donor-sync outbox plan`).",
+        ),
+        "approve_blast_radius": Param(
+            False,
+            type="boolean",
+            title="Approve a large change",
+            description="Let a run that would delete, archive or overwrite more than a destination's "
+            "configured share of its records go ahead (audited).",
+        ),
+    },
 ):
     sync_run = open_run_task()
     extracted = [
@@ -72,4 +97,9 @@ with DAG(
     ]
     standardized = standardize_task.override(task_id="standardize")(sync_run)
     resolved = resolve_task.override(task_id="resolve")(sync_run)
-    extracted >> standardized >> resolved >> close_run_task(sync_run)
+    closed = close_run_task(sync_run)
+    extracted >> standardized >> resolved
+    for destination, pool in DESTINATION_POOLS.items():
+        queued = queue_task.override(task_id=f"queue_{destination}")(sync_run, destination)
+        pushed = push_task.override(task_id=f"push_{destination}", pool=pool)(sync_run, destination)
+        resolved >> queued >> pushed >> closed

@@ -145,7 +145,14 @@ def test_scheduled_dag_records_its_run(
 
 def test_manual_run_params_are_validated_and_recorded(airflow_db: None, staging: str, dagbag: DagBag) -> None:
     dag = dagbag.dags["dlq_replay"]
-    dag_run = dag.test(run_conf={"action": "discard", "error_class": "validation", "note": "bad postcodes"})
+    dag_run = dag.test(
+        run_conf={
+            "action": "discard",
+            "destination": "salesforce",
+            "error_class": "validation",
+            "note": "bad postcodes",
+        }
+    )
     assert str(dag_run.state) == "success"
     with psycopg.connect(staging) as conn:
         (params,) = conn.execute("SELECT params FROM sync.runs").fetchone() or (None,)

@@ -1,0 +1,137 @@
+"""Delivery tasks: queue each destination's changed records in the outbox, then push them.
+
+A few lines over :mod:`donor_sync.delivery.run`. One queue task and one push task per
+destination, so each vendor's push runs in its own pool (``salesforce_api``, ``hubspot_api``)
+and a retried push does not recompute the outbox. DAG params (donations_hourly):
+
+* ``dry_run``: the queue task computes and records the plan (creates, updates, deletes per
+  entity) without writing the outbox, and the push task does nothing.
+* ``approve_blast_radius``: let a run that would remove or overwrite more than a destination's
+  configured share go ahead (audited); without it such a run stops before writing and alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from airflow.sdk import get_current_context, task
+
+from donor_sync.delivery.contracts import HUBSPOT, SALESFORCE
+
+log = logging.getLogger(__name__)
+
+#: Destinations donations_hourly delivers to, with the pool that bounds each vendor's concurrency.
+DESTINATION_POOLS: dict[str, str] = {SALESFORCE: "salesforce_api", HUBSPOT: "hubspot_api"}
+#: A push leaves what it has not claimed by then for the next run (the DAG's deadline is 50 min).
+PUSH_BUDGET = timedelta(minutes=30)
+
+
+def connector_for(destination: str) -> Any:
+    """Return the connector of ``destination`` from its Airflow connection."""
+    if destination == SALESFORCE:
+        from donor_sync.hooks.salesforce_npsp import SalesforceNpspHook
+
+        return SalesforceNpspHook(on_deprecation=_deprecation_alert(destination)).get_connector()
+    if destination == HUBSPOT:
+        from donor_sync.hooks.hubspot import HubSpotHook
+
+        connector = HubSpotHook(on_deprecation=_deprecation_alert(destination)).get_connector()
+        # The unique id properties donor-sync upserts on: created once where missing (two reads
+        # when they exist), so a new portal works without a manual setup step.
+        connector.ensure_properties()
+        return connector
+    raise ValueError(f"unknown destination {destination!r}")
+
+
+def _deprecation_alert(destination: str) -> Any:
+    seen: set[str] = set()
+
+    def alert(*args: Any, **kwargs: Any) -> None:
+        from donor_sync.observability.alerts import send_alert
+
+        what = " ".join(str(a) for a in args) or str(kwargs)
+        if what in seen:
+            return
+        seen.add(what)
+        send_alert(f":warning: *{destination}* API deprecation signal: {what[:300]}")
+
+    return alert
+
+
+def _params() -> dict[str, Any]:
+    context = get_current_context()
+    return dict(context.get("params") or {})
+
+
+@task(pool="staging_db")
+def queue_task(sync_run_id: str, destination: str) -> str:
+    """Airflow task: queue (or, in a dry run, plan) the destination's changed records."""
+    from airflow.exceptions import AirflowFailException
+
+    from donor_sync.db import connect
+    from donor_sync.delivery import run as delivery
+    from donor_sync.delivery.outbox import BlastRadiusExceeded
+    from donor_sync.hooks.staging_db import StagingDbHook
+    from donor_sync.observability.alerts import send_alert
+
+    params = _params()
+    run_id = UUID(sync_run_id)
+    with connect(StagingDbHook().conninfo()) as conn:
+        if params.get("dry_run"):
+            _, summary = delivery.plan(conn, destination, run_id=run_id)
+            log.info("dry run %s: %s", destination, summary)
+            return sync_run_id
+        try:
+            report = delivery.queue(
+                conn,
+                destination,
+                run_id=run_id,
+                actor=f"dag:donations_hourly.queue_{destination}",
+                approved=bool(params.get("approve_blast_radius")),
+            )
+        except BlastRadiusExceeded as exc:
+            send_alert(
+                f":octagonal_sign: *{destination}*: blast-radius guard stopped run `{sync_run_id}` before it "
+                f"wrote anything: {exc.verdict.describe()}. Re-run with `approve_blast_radius` if intended."
+            )
+            # Retrying cannot change the verdict: fail now, without the ladder.
+            raise AirflowFailException(str(exc)) from None
+    log.info("queued %s for %s (%s unchanged)", report.queued, destination, report.unchanged)
+    return sync_run_id
+
+
+@task
+def push_task(sync_run_id: str, destination: str) -> str:
+    """Airflow task: push the destination's due outbox rows; alert when its circuit opens or closes."""
+    from donor_sync.db import connect
+    from donor_sync.delivery import run as delivery
+    from donor_sync.hooks.staging_db import StagingDbHook
+    from donor_sync.observability.alerts import send_alert
+
+    if _params().get("dry_run"):
+        log.info("dry run: nothing pushed to %s", destination)
+        return sync_run_id
+    context = get_current_context()
+    ti = context["ti"]
+    worker = f"{ti.dag_id}.{ti.task_id}.{ti.run_id}.{ti.try_number}"
+    with connect(StagingDbHook().conninfo()) as conn:
+        if not delivery.has_due_work(conn, destination):
+            log.info("nothing due for %s", destination)
+            return sync_run_id
+        report = delivery.push(
+            conn,
+            connector_for(destination),
+            run_id=UUID(sync_run_id),
+            worker_id=worker,
+            deadline=datetime.now(UTC) + PUSH_BUDGET,
+        )
+    for transition in report.transitions:
+        icon = ":white_check_mark:" if transition.to_state == "closed" else ":rotating_light:"
+        send_alert(
+            f"{icon} *{destination}* circuit breaker: {transition.describe()} (run `{sync_run_id}`). "
+            "Runbook: docs/runbooks/open-circuit.md"
+        )
+    return sync_run_id
