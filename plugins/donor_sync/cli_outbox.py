@@ -169,3 +169,54 @@ def merges_done(destination_merge_id: int) -> None:
         f"merge {merge.destination_merge_id} marked merged in {merge.destination}: "
         f"record {merge.merged_remote_id or merge.merged_key} is no longer synced"
     )
+
+
+@outbox_group.command("queue")
+@click.option("--destination", "-d", required=True, help="Destination name (salesforce, hubspot...).")
+@click.option(
+    "--full", is_flag=True, help="Recompute every record (after a mapping change), not only what changed."
+)
+@click.option("--approve", is_flag=True, help="Go ahead over the blast-radius limit (audited).")
+@_friendly_errors
+def queue_command(destination: str, full: bool, approve: bool) -> None:
+    """Queue a destination's changed records in the outbox (what donations_hourly's queue task does)."""
+    from donor_sync.delivery import run as delivery
+    from donor_sync.delivery.outbox import Scope
+
+    with connect_staging() as conn:
+        report = delivery.queue(
+            conn,
+            destination,
+            run_id=None,
+            actor=cli_actor(),
+            approved=approve,
+            scope=Scope.full() if full else None,
+        )
+    click.echo(
+        f"{destination}: {report.queued} queued, {report.unchanged} unchanged, {report.withdrawn} withdrawn;"
+        f" merges {report.merges.queued} by API, {report.merges.listed} listed"
+    )
+
+
+@outbox_group.command("push")
+@click.option("--destination", "-d", required=True, help="Destination name (salesforce, hubspot...).")
+@_friendly_errors
+def push_command(destination: str) -> None:
+    """Push a destination's due outbox rows now, through its Airflow connection."""
+    import getpass
+    import os
+
+    from donor_sync.delivery import run as delivery
+    from donor_sync.hooks.destinations import connector_for
+
+    with connect_staging() as conn:
+        if not delivery.has_due_work(conn, destination):
+            click.echo(f"{destination}: nothing due")
+            return
+        report = delivery.push(
+            conn,
+            connector_for(destination),
+            run_id=None,
+            worker_id=f"cli:{getpass.getuser()}:{os.getpid()}",
+        )
+    click.echo(f"{destination}: {report.summary()}")

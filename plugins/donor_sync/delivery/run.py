@@ -16,6 +16,7 @@ from uuid import UUID
 import psycopg
 
 from donor_sync.delivery.contracts import Connector
+from donor_sync.delivery.dlq import dead_letter_render_errors
 from donor_sync.delivery.outbox import (
     Plan,
     QueueReport,
@@ -57,17 +58,15 @@ def queue(
 
     :raises donor_sync.delivery.outbox.BlastRadiusExceeded: nothing written.
     """
+    renderer = default_renderer(destination)
     report = queue_destination(
-        conn,
-        destination,
-        default_renderer(destination),
-        run_id=run_id,
-        approved=approved,
-        actor=actor,
-        scope=scope,
+        conn, destination, renderer, run_id=run_id, approved=approved, actor=actor, scope=scope
     )
+    # Records the mapping could not render reach no destination: each is a dead letter.
+    errors = list(getattr(renderer, "errors", []))
+    dead_letter_render_errors(conn, destination, errors, run_id=run_id)
     if run_id is not None:
-        for metric, value in report.metrics().items():
+        for metric, value in {**report.metrics(), "render_errors": len(errors)}.items():
             runs.record_metric(conn, run_id, stage="queue", scope=destination, metric=metric, value=value)
     conn.commit()
     return report

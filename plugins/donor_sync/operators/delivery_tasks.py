@@ -30,20 +30,10 @@ PUSH_BUDGET = timedelta(minutes=30)
 
 
 def connector_for(destination: str) -> Any:
-    """Return the connector of ``destination`` from its Airflow connection."""
-    if destination == SALESFORCE:
-        from donor_sync.hooks.salesforce_npsp import SalesforceNpspHook
+    """Return the connector of ``destination`` from its Airflow connection, deprecations to Slack."""
+    from donor_sync.hooks.destinations import connector_for as build
 
-        return SalesforceNpspHook(on_deprecation=_deprecation_alert(destination)).get_connector()
-    if destination == HUBSPOT:
-        from donor_sync.hooks.hubspot import HubSpotHook
-
-        connector = HubSpotHook(on_deprecation=_deprecation_alert(destination)).get_connector()
-        # The unique id properties donor-sync upserts on: created once where missing (two reads
-        # when they exist), so a new portal works without a manual setup step.
-        connector.ensure_properties()
-        return connector
-    raise ValueError(f"unknown destination {destination!r}")
+    return build(destination, on_deprecation=_deprecation_alert(destination))
 
 
 def _deprecation_alert(destination: str) -> Any:

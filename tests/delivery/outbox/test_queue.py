@@ -236,3 +236,30 @@ def test_payload_text_with_separators_and_escapes_round_trips(db: psycopg.Connec
     assert row["payload"] == payload
     assert row["record_key"] == tricky_key
     assert row["donor_id"] is None
+
+
+def test_a_dead_lettered_payload_waits_for_a_person_and_a_changed_one_is_queued(
+    db: psycopg.Connection,
+) -> None:
+    jane = add_donor(db, "Jane", "Okafor")
+    db.commit()
+    _queue(db)
+    # The destination refused the contact for good: the outbox row is dead, a letter is open.
+    db.execute(
+        "INSERT INTO sync.dead_letters (outbox_id, destination, entity, record_key, donor_id, operation,"
+        " payload, payload_sha256, error_class, error_code, remediation, attempts, first_failed_at,"
+        " last_failed_at)"
+        " SELECT outbox_id, destination, entity, record_key, donor_id, operation, payload, payload_sha256,"
+        " 'duplicate_rule', 'ALREADY_EXISTS', 'merge them', 1, now(), now()"
+        " FROM sync.outbox WHERE destination = %s AND entity = 'contact'",
+        (DEST,),
+    )
+    db.execute("UPDATE sync.outbox SET state = 'dead' WHERE destination = %s AND entity = 'contact'", (DEST,))
+    db.commit()
+    again = _queue(db, scope=Scope.full())
+    assert again.entities["contact"].queued == 0, "the same payload is not retried every run"
+    assert again.entities["contact"].unchanged == 1
+    db.execute("UPDATE core.donors SET last_name = 'Okafor-Reyes' WHERE donor_id = %s", (jane,))
+    db.commit()
+    changed = _queue(db, scope=Scope.full())
+    assert changed.entities["contact"].creates == 1, "a changed record gets another chance"

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +33,11 @@ import psycopg
 
 from donor_sync.delivery.contracts import FailureClass
 from donor_sync.errors import DonorSyncError
+
+log = logging.getLogger(__name__)
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+#: entities whose record key is a donor id
+DONOR_KEYED_ENTITIES = frozenset({"contact"})
 
 STATUSES = ("open", "replayed", "edited", "discarded")
 ACTIONS = ("replay", "edit", "discard")
@@ -234,11 +241,65 @@ def _already(letter: DeadLetter, action: str) -> ActionResult:
     )
 
 
+# -- records the mapping could not render ---------------------------------------------------------
+
+#: error_code of a record the mapping engine could not render (a bad value, a missing required one)
+RENDER_ERROR = "RENDER_ERROR"
+
+
+def dead_letter_render_errors(
+    conn: psycopg.Connection, destination: str, errors: Sequence[Any], *, run_id: UUID | None = None
+) -> int:
+    """Record each record the mapping could not render as an open dead letter (class validation).
+
+    So a record that cannot reach a destination is accounted for where a person looks for such
+    records, not only in a log. One open letter per record: a record that fails again keeps its
+    letter (``last_failed_at`` moves). ``errors`` are mapping RenderErrors (destination, entity,
+    record_key, field; messages without values). Not committed. Returns letters opened.
+    """
+    opened = 0
+    for error in errors:
+        entity = getattr(error, "entity", None)
+        key = getattr(error, "record_key", None)
+        if not entity or not key:
+            continue
+        donor = key if _UUID.match(key) and entity in DONOR_KEYED_ENTITIES else None
+        row = conn.execute(
+            "INSERT INTO sync.dead_letters (destination, entity, record_key, donor_id, operation, payload,"
+            " payload_sha256, error_class, error_code, message, remediation, attempts, first_failed_at,"
+            " last_failed_at)"
+            " VALUES (%s, %s, %s, %s, 'upsert', '{}'::jsonb, core.jsonb_sha256('{}'::jsonb), 'validation',"
+            " %s, %s, %s, 0, now(), now())"
+            " ON CONFLICT (destination, entity, record_key) WHERE status = 'open'"
+            " DO UPDATE SET last_failed_at = now(), message = excluded.message"
+            " RETURNING (xmax = 0)",
+            [
+                destination,
+                entity,
+                key,
+                donor,
+                RENDER_ERROR,
+                str(error)[:500],
+                FailureClass.VALIDATION.remediation,
+            ],
+        ).fetchone()
+        opened += bool(row and row[0])
+    if opened and run_id is not None:
+        log.info("%s records of %s could not be rendered (dead letters)", opened, destination)
+    return opened
+
+
 # -- replay ---------------------------------------------------------------------------------------
 
 
-def _refusal(conn: psycopg.Connection, letter: DeadLetter) -> str | None:
+def _refusal(conn: psycopg.Connection, letter: DeadLetter) -> str | None:  # noqa: PLR0911 - one reason each
     """Return why ``letter`` must not be replayed, or None."""
+    if letter.error_code == RENDER_ERROR:
+        return (
+            f"dead letter {letter.dead_letter_id} could not be rendered by the mapping (no payload to "
+            "send). Fix the mapping or the donor's data: the next run that renders the record queues it "
+            "and closes this letter (after a mapping fix, `donor-sync outbox queue --full` re-renders all)"
+        )
     if letter.error_class == FailureClass.CONSENT_BLOCKED.value:
         return (
             f"dead letter {letter.dead_letter_id} was blocked by consent or suppression; a replay would "

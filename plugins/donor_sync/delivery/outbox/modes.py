@@ -7,7 +7,9 @@
     in-flight row's payload when one is in flight, else ``sync.destination_state``'s last
     payload); ``update`` when the destination holds a live record (remote id), else ``create``.
 ``unchanged``
-    the destination has, or will get, this very payload (or the same write is already pending).
+    the destination has, or will get, this very payload (or the same write is already pending),
+    or this very payload is an open dead letter: it waits for a person (``donor-sync dlq``), not
+    for the next run; a changed payload is queued again.
 ``skipped``
     the mode leaves it alone: ``update_only`` and no live remote record; ``create_only`` and the
     record landed once (or is being created right now).
@@ -77,12 +79,14 @@ WITH r AS (
                      CASE WHEN f.operation IN {_WITHDRAWABLE_SQL} THEN f.payload_sha256 END
                 WHEN ds.remote_deleted_at IS NULL THEN ds.last_payload_sha256 END AS expected,
            p.outbox_id AS pending_id, p.operation AS pending_op, p.payload_sha256 AS pending_sha,
-           f.outbox_id AS in_flight_id
+           f.outbox_id AS in_flight_id, dl.payload_sha256 AS dead_sha
     FROM rc
     LEFT JOIN sync.destination_state ds
            ON ds.destination = %(d)s AND ds.entity = rc.entity AND ds.record_key = rc.record_key
     LEFT JOIN {_outbox("p", "rc.entity", "rc.record_key", "pending")}
     LEFT JOIN {_outbox("f", "rc.entity", "rc.record_key", "in_flight")}
+    LEFT JOIN sync.dead_letters dl ON dl.destination = %(d)s AND dl.entity = rc.entity
+           AND dl.record_key = rc.record_key AND dl.status = 'open'
 )
 SELECT entity, record_key, donor_id, op AS operation, payload, sha AS payload_sha256, depends_on,
        set_if_empty, priority, remote_id, pending_id,
@@ -90,6 +94,7 @@ SELECT entity, record_key, donor_id, op AS operation, payload, sha AS payload_sh
             WHEN mode = 'create_only' AND (landed OR in_flight_id IS NOT NULL) THEN 'skipped'
             WHEN pending_op IS NOT NULL AND pending_op NOT IN {_REPLACEABLE_SQL} THEN 'deferred'
             WHEN sha = expected THEN CASE WHEN pending_id IS NULL THEN 'unchanged' ELSE 'withdraw' END
+            WHEN sha = dead_sha AND pending_id IS NULL THEN 'unchanged'
             WHEN pending_sha = sha AND pending_op = op THEN 'unchanged'
             WHEN has_remote THEN 'update'
             ELSE 'create' END AS action

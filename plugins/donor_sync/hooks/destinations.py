@@ -1,0 +1,30 @@
+"""The connector of each destination, built from its Airflow connection (tasks and the CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from donor_sync.delivery.contracts import HUBSPOT, SALESFORCE, Connector
+
+#: Destinations with a connector, in the order donations_hourly pushes them.
+DESTINATIONS: tuple[str, ...] = (SALESFORCE, HUBSPOT)
+
+
+def connector_for(destination: str, *, on_deprecation: Callable[..., Any] | None = None) -> Connector:
+    """Return ``destination``'s connector from its default Airflow connection.
+
+    HubSpot's unique id properties (donor_sync_id, donor_sync_gift_key) are created where missing,
+    so a new portal works without a manual setup step (two reads when they exist).
+    """
+    if destination == SALESFORCE:
+        from donor_sync.hooks.salesforce_npsp import SalesforceNpspHook
+
+        return SalesforceNpspHook(on_deprecation=on_deprecation).get_connector()
+    if destination == HUBSPOT:
+        from donor_sync.hooks.hubspot import HubSpotHook
+
+        connector = HubSpotHook(on_deprecation=on_deprecation).get_connector()
+        connector.ensure_properties()
+        return connector
+    raise ValueError(f"no connector for destination {destination!r} (known: {', '.join(DESTINATIONS)})")
