@@ -16,8 +16,11 @@ from sandbox.common.runner import Sandbox
 from sandbox.common.tls import TlsFiles
 from sandbox.emulators.classy import ClassyEmulator
 from sandbox.emulators.donorbox import DonorboxEmulator
+from sandbox.emulators.hubspot import HubSpotEmulator
+from sandbox.emulators.salesforce import SalesforceEmulator
 from sandbox.emulators.stripe import StripeEmulator
 from tests.conftest import REPO_ROOT
+from tests.integration.crm import crm_connections, use_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
 
@@ -67,7 +70,7 @@ def stripe_source(
     as the `stripe`, `donorbox` and `classy` Airflow connections over HTTPS."""
     stripe = StripeEmulator({"read_requests_per_second": 10_000})
     donorbox, classy = DonorboxEmulator(), ClassyEmulator()
-    box = start_emulators(stripe, donorbox, classy)
+    box = start_emulators(stripe, donorbox, classy, SalesforceEmulator(), HubSpotEmulator())
     created = datetime(2026, 3, 1, tzinfo=UTC)
     stripe.seed(
         "charges",
@@ -97,6 +100,7 @@ def stripe_source(
     }
     for conn_id, conn in connections.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "http", **conn}))
+    use_connections(monkeypatch, crm_connections(box))
     yield stripe
     box.stop()
 

@@ -26,6 +26,7 @@ from sandbox.common.runner import Sandbox
 from sandbox.datagen import GenerationConfig, generate
 from sandbox.load import load_sources
 from tests.conftest import REPO_ROOT
+from tests.integration.crm import crm_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
 
@@ -61,7 +62,9 @@ def world(
 
     db.resetdb()
     dag_test_compat.apply()
-    box = start_sandbox("stripe", "donorbox", "classy", stripe={"read_requests_per_second": 10_000})
+    box = start_sandbox(
+        "stripe", "donorbox", "classy", "salesforce", "hubspot", stripe={"read_requests_per_second": 10_000}
+    )
     load_sources(box, sample)
     drop = tmp_path / "drop"
     drop_demo_csvs(sample, drop)
@@ -92,6 +95,7 @@ def world(
             "extra": {**ca, "organization_id": 1},
         },
         "csv_drop": {"conn_type": "fs", "extra": {"path": str(drop), "quiet_period_seconds": 60}},
+        **crm_connections(box),
     }
     for conn_id, conn in connections.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
@@ -232,3 +236,90 @@ def test_a_csv_still_being_written_waits_for_the_next_run(
         late = conn.execute(f"SELECT count(*) FROM {ALL_RAW} WHERE source_id LIKE 'CHL-%'").fetchone()
     assert late == (0,), "a file modified within the quiet period is not read"
     assert fresh.exists()
+
+
+def _salesforce_keys(box: Sandbox, sobject: str) -> list[str]:
+    store = box["salesforce"].emulator.store  # type: ignore[attr-defined]
+    return [r.get("Donor_Sync_Id__c") for r in store.tables[sobject].values()]
+
+
+def _hubspot_keys(box: Sandbox, object_name: str, prop: str) -> list[str | None]:
+    store = box["hubspot"].emulator.store  # type: ignore[attr-defined]
+    kind = next(k for k in store.types.values() if k.name == object_name)
+    return [r.properties.get(prop) for r in store.of(kind).values() if not r.archived]
+
+
+def _accounting(conn: psycopg.Connection, destination: str, entity: str) -> dict[str, int]:
+    """Each record of an entity: landed, dead-lettered (open letter) or still waiting in the outbox."""
+    landed, dead, waiting = conn.execute(
+        "SELECT (SELECT count(*) FROM sync.destination_state WHERE destination = %(d)s AND entity = %(e)s"
+        "   AND remote_id IS NOT NULL),"
+        " (SELECT count(*) FROM sync.dead_letters WHERE destination = %(d)s AND entity = %(e)s"
+        "   AND status = 'open'),"
+        " (SELECT count(*) FROM sync.outbox WHERE destination = %(d)s AND entity = %(e)s"
+        "   AND state IN ('pending', 'in_flight'))",
+        {"d": destination, "e": entity},
+    ).fetchone() or (0, 0, 0)
+    return {"landed": int(landed), "dead": int(dead), "waiting": int(waiting)}
+
+
+def test_every_donor_and_gift_reaches_each_crm_once_and_a_rerun_writes_nothing(
+    world: tuple[str, Sandbox], dagbag: DagBag
+) -> None:
+    db_url, box = world
+    assert str(dagbag.dags["donations_hourly"].test().state) == "success"
+    with psycopg.connect(db_url) as conn:
+        donors = {
+            str(r[0]) for r in conn.execute("SELECT donor_id FROM core.donors WHERE merged_into IS NULL")
+        }
+        gifts = {r[0] for r in conn.execute("SELECT gift_key FROM core.gifts WHERE NOT is_test")}
+        accounts = {
+            (d, e): _accounting(conn, d, e)
+            for d, e in (
+                ("salesforce", "contact"),
+                ("salesforce", "opportunity"),
+                ("hubspot", "contact"),
+                ("hubspot", "deal"),
+            )
+        }
+        remote = dict(
+            conn.execute(
+                "SELECT system || ':' || id_kind, count(*) FROM core.donor_sources WHERE role = 'destination'"
+                " GROUP BY 1"
+            ).fetchall()
+        )
+        gift_remote = dict(
+            conn.execute("SELECT destination, count(*) FROM core.gift_destinations GROUP BY 1").fetchall()
+        )
+    assert donors
+    assert gifts
+    # Every live donor and every gift is accounted for in each CRM: landed, or a dead letter a
+    # person acts on, or waiting for its parent.
+    for (destination, entity), counts in accounts.items():
+        expected = len(donors) if entity == "contact" else len(gifts)
+        assert sum(counts.values()) == expected, (destination, entity, counts)
+    assert accounts[("salesforce", "contact")] == {"landed": len(donors), "dead": 0, "waiting": 0}
+    # Exactly once: one CRM record per donor-sync key.
+    for sobject, keys in (("Contact", donors), ("Opportunity", gifts)):
+        found = [k for k in _salesforce_keys(box, sobject) if k]
+        assert len(found) == len(set(found)), f"duplicate {sobject}"
+        assert set(found) <= keys
+    sf_gifts = {k for k in _salesforce_keys(box, "Opportunity") if k}
+    assert len(sf_gifts) == accounts[("salesforce", "opportunity")]["landed"]
+    hs_contacts = [k for k in _hubspot_keys(box, "contacts", "donor_sync_id") if k]
+    assert len(hs_contacts) == len(set(hs_contacts)) == accounts[("hubspot", "contact")]["landed"]
+    hs_deals = [k for k in _hubspot_keys(box, "deals", "donor_sync_gift_key") if k]
+    assert len(hs_deals) == len(set(hs_deals)) == accounts[("hubspot", "deal")]["landed"]
+    # Remote ids are kept in core beside the donors' and gifts' other ids.
+    assert remote["salesforce:contact"] == len(donors)
+    assert gift_remote["salesforce"] == accounts[("salesforce", "opportunity")]["landed"]
+
+    # A second run over the same data writes nothing to either CRM.
+    writes = ("POST", "PATCH", "PUT", "DELETE")
+    for name in ("salesforce", "hubspot"):
+        box[name].emulator.request_log.clear()  # type: ignore[attr-defined]
+    assert str(dagbag.dags["donations_hourly"].test().state) == "success"
+    for name in ("salesforce", "hubspot"):
+        log = list(box[name].emulator.request_log)  # type: ignore[attr-defined]
+        written = [r for r in log if r["method"] in writes and "/oauth2/" not in r["path"]]
+        assert written == [], (name, written[:3])
