@@ -5,10 +5,16 @@ Every night: reconcile with each CRM (pull staff edits and conflicts back, repor
 full deduplication pass and fill the review queue, compute the data quality scorecard, and purge
 or pseudonymize what the retention policies say has expired.
 
-**Stages live today:** `open_run` → `refit_match_weights` (the match weights refitted from the
-review queue's decisions once at least 20 are decided and some are new; `donor-sync review refit`
-by hand) → `close_run`. The reconcile, scorecard and retention stages are wired in between as
-they land.
+**Stages live today:** `open_run` → `reconcile_salesforce`, `reconcile_hubspot` (what staff
+changed in each CRM since its watermark: the fields include/mappings/reconcile.yaml pulls --
+do-not-contact, deceased, names, address corrections -- become the CRM record's attributes and
+survivorship decides, so the CRM wins for staff-owned fields and the sources for gift data;
+merges made in the CRM merge the donors in core, reversibly; values the golden record does not
+take are counted as drift per field; then every record of the destination is recomputed into
+the outbox, which repairs drift and mirrors removals at the next push) → `refit_match_weights`
+(the match weights refitted from the review queue's decisions once at least 20 are decided and
+some are new; `donor-sync review refit` by hand) → `close_run`. The scorecard and retention
+stages are wired in between as they land.
 
 **Alerts.** Task failures after the retry ladder and a run not done by 06:00 UTC (four hours after
 it was queued) go to the `slack_alerts` connection.
@@ -22,6 +28,7 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.reconcile_tasks import CRM_POOLS, reconcile_task
 from donor_sync.operators.resolve_tasks import refit_match_weights_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
@@ -39,4 +46,8 @@ with DAG(
     on_failure_callback=mark_run_failed,
     deadline=deadline_alert(timedelta(hours=4), "the nightly reconcile, dedup and retention pass is late"),
 ):
-    close_run_task(refit_match_weights_task(open_run_task()))
+    sync_run = open_run_task()
+    refit = refit_match_weights_task(sync_run)
+    for destination, pool in CRM_POOLS.items():
+        reconcile_task.override(task_id=f"reconcile_{destination}", pool=pool)(sync_run, destination) >> refit
+    close_run_task(refit)

@@ -145,6 +145,11 @@ def test_scheduled_dag_records_its_run(
                 "SELECT metric, value FROM sync.run_metrics WHERE stage = 'refit'"
             ).fetchall()
         assert dict(refit) == {"labels": 0, "models_stored": 0}, "no decided review: nothing refitted"
+        with psycopg.connect(staging) as conn:
+            pulled = conn.execute(
+                "SELECT scope, value FROM sync.run_metrics WHERE stage = 'reconcile' AND metric = 'read'"
+            ).fetchall()
+        assert dict(pulled) == {"salesforce": 0, "hubspot": 0}, "both CRMs were read back (nothing changed)"
 
 
 def test_manual_run_params_are_validated_and_recorded(airflow_db: None, staging: str, dagbag: DagBag) -> None:

@@ -189,3 +189,20 @@ def test_a_file_with_a_source_owned_field_pulled_is_refused(tmp_path: Any) -> No
         match=r"reconcile.yaml: line 6, destinations.salesforce.fields: .*lifetime_giving.*source-owned",
     ):
         load_reconcile_settings(path)
+
+
+def test_a_crm_value_survivorship_does_not_take_is_reported_as_drift(db: psycopg.Connection) -> None:
+    donor = jane(db)
+    landed(db, "salesforce", donor, "003A")
+    # Staff typed another email; the donor's verified email (a receipt went to it) survives.
+    edit = RemoteRecord(
+        "003A",
+        NOW - timedelta(hours=1),
+        key=donor,
+        values={"Email": "jane@work.example.org", "LastName": "Okafor"},
+    )
+    report = pull(db, "salesforce", FakeReader([edit]))
+    assert golden(db, donor)["email"] == "jane.okafor@example.org"
+    assert report.drift == {"email": 1}
+    assert report.metrics()["drift_email"] == 1
+    assert report.metrics()["drift_records"] == 1

@@ -55,10 +55,28 @@ class PullReport:
     merges: int = 0
     merge_conflicts: int = 0  # a CRM merge core could not follow (a donor erased, say)
     donors_changed: int = 0  # golden records that changed
-    field_changes: Counter[str] = field(
-        default_factory=Counter
-    )  # core field -> donors whose value the CRM changed
+    # core field -> donors whose value the CRM changed
+    field_changes: Counter[str] = field(default_factory=Counter)
+    # core field -> CRM records still holding another value than the golden record after the pull
+    # (survivorship kept a source's value): the next push does not change them, so they are drift.
+    drift: Counter[str] = field(default_factory=Counter)
     watermark: datetime | None = None
+
+    def metrics(self) -> dict[str, int]:
+        """Counts for ``sync.run_metrics`` (stage ``reconcile``, scope = destination)."""
+        out = {
+            "read": self.read,
+            "matched": self.matched,
+            "unmatched": self.unmatched,
+            "deleted": self.deleted,
+            "merges": self.merges,
+            "merge_conflicts": self.merge_conflicts,
+            "donors_changed": self.donors_changed,
+            "field_changes": sum(self.field_changes.values()),
+            "drift_records": sum(self.drift.values()),
+        }
+        out.update({f"drift_{name}": count for name, count in self.drift.items()})
+        return out
 
 
 def _watermark(conn: psycopg.Connection, destination: str, stream: str) -> datetime | None:
@@ -184,6 +202,7 @@ def pull_destination(
     touched: set[str] = set()
     newest = since
     batch: list[RemoteRecord] = []
+    compared: list[tuple[str, dict[str, Any]]] = []
 
     def flush() -> None:
         if not batch:
@@ -223,6 +242,7 @@ def pull_destination(
                 now=now,
             )
             touched.update(ids)
+            compared.extend(zip(ids, attributes, strict=True))
         batch.clear()
 
     for record in reader.changed_records(settings, window_start, now):
@@ -236,6 +256,7 @@ def pull_destination(
     if touched:
         report.donors_changed = recompute_golden(conn, sorted(touched), rules.survivorship)
         refresh_match_keys(conn, sorted(touched), rules.dedup, nicknames=rules.nicknames)
+        _count_drift(conn, compared, report)
     if newest is not None:
         conn.execute(
             "INSERT INTO sync.watermarks (source, stream, cursor_ts, overlap) VALUES (%s, %s, %s, %s)"
@@ -269,3 +290,18 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+def _count_drift(
+    conn: psycopg.Connection, compared: list[tuple[str, dict[str, Any]]], report: PullReport
+) -> None:
+    """Count pulled CRM values that still differ from the golden record (after survivorship)."""
+    columns = sorted(
+        {c for _, attrs in compared for c in attrs if c not in {"last_name_key", "address_validated"}}
+    )
+    golden = _current(conn, sorted({d for d, _ in compared}), columns)
+    for donor, attrs in compared:
+        values = golden.get(donor, {})
+        for column, value in attrs.items():
+            if column in values and value is not None and value != _plain(values[column]):
+                report.drift[column] += 1
