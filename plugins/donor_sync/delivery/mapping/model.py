@@ -187,20 +187,15 @@ class Truncate(_Step):
 OnMissing = Literal["keep", "null", "error"]
 
 
-class LookupArgs(_Strict):
-    """Arguments of ``lookup``: a table (inline ``values`` or a named ``table``) and what a miss does."""
+class _TableArgs(_Strict):
+    """What ``lookup`` and ``picklist`` share: one table (inline ``values`` or a named ``table``) and
+    what a value the table lacks becomes (``fallback`` or ``on_missing``)."""
 
-    values: dict[str, Scalar | None] | None = Field(
-        default=None, description="Inline table: value -> replacement."
-    )
+    values: dict[str, Any] | None
     table: str | None = Field(default=None, description="Name of a table under the file's `tables`.")
     ignore_case: bool = Field(default=False, description="Compare values case-insensitively.")
-    fallback: Scalar | None = Field(default=None, description="Replacement for a value the table lacks.")
-    on_missing: OnMissing = Field(
-        default="keep",
-        description="Without a fallback, what a value the table lacks becomes: kept as is, null, or an "
-        "error for that record.",
-    )
+    fallback: Any
+    on_missing: str
 
     @field_validator("values", mode="before")
     @classmethod
@@ -213,12 +208,26 @@ class LookupArgs(_Strict):
         return "null" if value is None else value  # `on_missing: null` reads as None in YAML
 
     @model_validator(mode="after")
-    def _one_table(self) -> LookupArgs:
+    def _one_table(self) -> _TableArgs:
         if (self.values is None) == (self.table is None):
             raise ValueError("give either `values` (an inline table) or `table` (a named one)")
         if self.fallback is not None and "on_missing" in self.model_fields_set:
             raise ValueError("give either `fallback` or `on_missing`, not both")
         return self
+
+
+class LookupArgs(_TableArgs):
+    """Arguments of ``lookup``: a table (inline ``values`` or a named ``table``) and what a miss does."""
+
+    values: dict[str, Scalar | None] | None = Field(
+        default=None, description="Inline table: value -> replacement."
+    )
+    fallback: Scalar | None = Field(default=None, description="Replacement for a value the table lacks.")
+    on_missing: OnMissing = Field(
+        default="keep",
+        description="Without a fallback, what a value the table lacks becomes: kept as is, null, or an "
+        "error for that record.",
+    )
 
 
 class Lookup(_Step):
@@ -228,12 +237,10 @@ class Lookup(_Step):
     lookup: LookupArgs
 
 
-class PicklistArgs(_Strict):
+class PicklistArgs(_TableArgs):
     """Arguments of ``picklist``: core value -> destination picklist value."""
 
     values: dict[str, str] | None = Field(default=None, description="Inline translation table.")
-    table: str | None = Field(default=None, description="Name of a table under the file's `tables`.")
-    ignore_case: bool = Field(default=False, description="Compare values case-insensitively.")
     fallback: str | None = Field(
         default=None, description="Destination value for a core value the table lacks."
     )
@@ -242,24 +249,6 @@ class PicklistArgs(_Strict):
         description="Without a fallback, a core value the table lacks is an error for that record "
         "(it is not pushed) or null.",
     )
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _text_values(cls, value: Any) -> Any:
-        return _text_keys(value)
-
-    @field_validator("on_missing", mode="before")
-    @classmethod
-    def _yaml_null(cls, value: Any) -> Any:
-        return "null" if value is None else value  # `on_missing: null` reads as None in YAML
-
-    @model_validator(mode="after")
-    def _one_table(self) -> PicklistArgs:
-        if (self.values is None) == (self.table is None):
-            raise ValueError("give either `values` (an inline table) or `table` (a named one)")
-        if self.fallback is not None and "on_missing" in self.model_fields_set:
-            raise ValueError("give either `fallback` or `on_missing`, not both")
-        return self
 
 
 class Picklist(_Step):
