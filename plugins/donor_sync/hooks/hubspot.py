@@ -19,87 +19,26 @@ from donor_sync.delivery.connectors.hubspot.deprecation import DeprecationNotice
 from donor_sync.delivery.connectors.hubspot.factory import connector_from_connection
 from donor_sync.delivery.contracts import DeliveryError
 from donor_sync.errors import ConfigError
+from donor_sync.provider_info import HUBSPOT
 
 __all__ = ["CONN_FIELDS", "UI_FIELD_BEHAVIOUR", "HubSpotHook", "connection_type_info"]
 
 log = logging.getLogger(__name__)
 
 
-def _text_field(label: str, description: str, default: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": ["string", "null"]}
-    if default is not None:
-        schema["default"] = default
-    return {"label": label, "description": description, "schema": schema}
+#: The connection form's extra fields, in Airflow's declarative ``conn-fields`` form (3.2+), kept
+#: in :mod:`donor_sync.provider_info`, which Airflow reads without importing the hooks.
+CONN_FIELDS: dict[str, dict[str, Any]] = HUBSPOT["conn-fields"]
 
-
-def _int_field(label: str, description: str) -> dict[str, Any]:
-    return {"label": label, "description": description, "schema": {"type": ["integer", "null"]}}
-
-
-#: The connection form's extra fields, in Airflow's declarative ``conn-fields`` form (3.2+).
-CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "api_version": _text_field(
-        "API version",
-        "v3 (/crm/v3, associations /crm/v4) or a dated version such as 2026-03 (/crm/objects/2026-03).",
-        "v3",
-    ),
-    "contact_id_property": _text_field(
-        "Contact id property",
-        "Unique contact property upserts are keyed on: donor_sync_id (created if missing) or email.",
-        "donor_sync_id",
-    ),
-    "deal_id_property": _text_field(
-        "Deal id property", "Unique deal property holding the gift key.", "donor_sync_gift_key"
-    ),
-    "daily_quota_reserve": _text_field(
-        "Daily quota reserve",
-        "Share of the daily API limit kept for priority work, e.g. 0.1 or 10%.",
-        "0.1",
-    ),
-    "rate_limit_max": _int_field(
-        "Requests per interval (override)",
-        "Leave empty to use HubSpot's reported limit; set lower when other apps share it.",
-    ),
-    "rate_limit_interval_ms": _int_field(
-        "Interval in ms (override)", "Leave empty to use HubSpot's reported interval (10000)."
-    ),
-    "ca_bundle": _text_field("CA bundle", "Path of a CA bundle to trust (the sandbox's); empty: system."),
-    "client_secret": {
-        "label": "OAuth client secret",
-        "description": "OAuth apps only: login = client id, password = refresh token.",
-        "schema": {"type": ["string", "null"], "format": "password"},
-    },
-}
-
-#: Which standard fields the form shows, and under which names.
+#: Which standard fields the form shows, and under which names (the hook methods' spelling).
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden_fields": ["schema", "port"],
-    "relabeling": {
-        "host": "API base URL",
-        "password": "Access token",
-        "login": "OAuth client id (OAuth apps only)",
-    },
-    "placeholders": {"host": "https://api.hubapi.com", "password": "pat-na1-..."},
+    key.replace("-", "_"): value for key, value in HUBSPOT["ui-field-behaviour"].items()
 }
 
 
 def connection_type_info() -> dict[str, Any]:
-    """Return this connection type's entry for a provider's ``get_provider_info()``.
-
-    Airflow registers custom connection types only from an installed provider package's
-    ``connection-types`` list; the DAG repository's provider info should include this entry.
-    """
-    return {
-        "connection-type": HubSpotHook.conn_type,
-        "hook-class-name": f"{HubSpotHook.__module__}.{HubSpotHook.__qualname__}",
-        "hook-name": HubSpotHook.hook_name,
-        "conn-fields": CONN_FIELDS,
-        "ui-field-behaviour": {
-            "hidden-fields": UI_FIELD_BEHAVIOUR["hidden_fields"],
-            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
-            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
-        },
-    }
+    """Return this connection type's entry for a provider's ``get_provider_info()``."""
+    return HUBSPOT
 
 
 class HubSpotHook(BaseHook):

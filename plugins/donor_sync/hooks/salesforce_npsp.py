@@ -37,6 +37,7 @@ from donor_sync.delivery.connectors.salesforce.client import DEFAULT_TIMEOUT
 from donor_sync.delivery.connectors.salesforce.connector import DEFAULT_BULK_THRESHOLD, DEFAULT_QUOTA_RESERVE
 from donor_sync.delivery.contracts import DeliveryError
 from donor_sync.errors import ConfigError
+from donor_sync.provider_info import SALESFORCE_NPSP
 
 __all__ = [
     "CONNECTION_TYPE_INFO",
@@ -51,55 +52,9 @@ DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 _PREFIXES = ("", f"extra__{CONN_TYPE}__", "extra__salesforce__")
 
 
-def _text(label: str, description: str, **schema: Any) -> dict[str, Any]:
-    return {"label": label, "description": description, "schema": {"type": ["string", "null"], **schema}}
-
-
-#: The provider-info ``connection-types`` entry of this hook (declarative form, Airflow >= 3.2).
-CONNECTION_TYPE_INFO: dict[str, Any] = {
-    "connection-type": CONN_TYPE,
-    "hook-class-name": "donor_sync.hooks.salesforce_npsp.SalesforceNpspHook",
-    "hook-name": "Salesforce NPSP (donor-sync)",
-    "conn-fields": {
-        "consumer_key": _text("Consumer key", "The connected app's consumer key (client id)."),
-        "private_key": _text(
-            "Private key",
-            "JWT flow: PEM of the key whose certificate the connected app holds, or a file path.",
-            format="password",
-        ),
-        "auth_flow": _text("Auth flow", "jwt (JWT bearer) or client_credentials.", enum=[*AUTH_FLOWS, None]),
-        "login_url": _text(
-            "Login URL / My Domain",
-            "Token endpoint host: https://login.salesforce.com, https://test.salesforce.com or "
-            "https://<domain>.my.salesforce.com (client credentials need My Domain).",
-        ),
-        "instance_url": _text("Instance URL", "The org's URL (the token response's instance_url wins)."),
-        "api_version": _text(
-            "API version", "Pinned REST API version, e.g. 62.0.", default=DEFAULT_API_VERSION
-        ),
-        "bulk_threshold": {
-            "label": "Bulk threshold",
-            "description": "Due records above which pushes use Bulk API 2.0 jobs.",
-            "schema": {"type": ["integer", "null"], "default": DEFAULT_BULK_THRESHOLD},
-        },
-        "quota_reserve": {
-            "label": "Quota reserve",
-            "description": "Share of the daily API allocation kept for people and other integrations.",
-            "schema": {"type": ["number", "null"], "default": DEFAULT_QUOTA_RESERVE},
-        },
-        "ca_bundle": _text("CA bundle", "Path of a CA bundle to trust (local emulators)."),
-    },
-    "ui-field-behaviour": {
-        "hidden-fields": ["schema", "port", "extra", "host"],
-        "relabeling": {"login": "Username", "password": "Client secret"},
-        "placeholders": {
-            "login": "integration@example.org",
-            "password": "client-credentials flow only",
-            "login_url": DEFAULT_LOGIN_URL,
-            "api_version": DEFAULT_API_VERSION,
-        },
-    },
-}
+#: The provider-info ``connection-types`` entry of this hook (declarative form, Airflow >= 3.2),
+#: kept in :mod:`donor_sync.provider_info`, which Airflow reads without importing the hooks.
+CONNECTION_TYPE_INFO: dict[str, Any] = SALESFORCE_NPSP
 
 
 @dataclass(frozen=True)
