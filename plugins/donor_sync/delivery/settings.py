@@ -16,16 +16,11 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from donor_sync.paths import include_dir
+from donor_sync.delivery.push.settings import CircuitBreakerSettings, PushOptions, default_delivery_path
 from donor_sync.yaml_source import load_yaml_model
 
 SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 M = TypeVar("M", bound=BaseModel)
-
-
-def default_delivery_path() -> Path:
-    """Return the shipped delivery settings file."""
-    return include_dir() / "mappings" / "delivery.yaml"
 
 
 class _Strict(BaseModel):
@@ -86,10 +81,14 @@ class DestinationSettings(_Strict):
 
 
 class DeliverySettings(BaseModel):
-    """The outbox's part of delivery.yaml; keys of other parts (``push``...) are ignored here."""
+    """The whole of delivery.yaml: the outbox's keys, and the push engine's (``push``,
+    ``circuit_breaker``; see :mod:`donor_sync.delivery.push.settings`). An unknown key is an error
+    naming its line, so a misspelt setting never silently falls back to its default."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
+    push: PushOptions = Field(default_factory=PushOptions)
+    circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
     blast_radius: BlastRadius = Field(default_factory=BlastRadius)
     merges: MergeSettings = Field(default_factory=MergeSettings)
     destinations: dict[SystemName, DestinationSettings] = Field(default_factory=dict)

@@ -13,7 +13,6 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from donor_sync.paths import include_dir
-from donor_sync.yaml_source import load_yaml_model
 
 
 def default_delivery_path() -> Path:
@@ -98,22 +97,15 @@ class PushSettings(_Strict):
     circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
 
 
-class _DeliveryFile(BaseModel):
-    """delivery.yaml as far as the push engine is concerned: other keys belong to the outbox."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    push: PushOptions = Field(default_factory=PushOptions)
-    circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
-
-
 def load_push_settings(path: Path | None = None) -> PushSettings:
     """Load the push and circuit-breaker settings; defaults when the file or a key is missing.
 
     :raises ConfigError: naming the file, line and field of an invalid value.
     """
+    from donor_sync.delivery.settings import load_delivery_settings
+
     path = path or default_delivery_path()
     if not path.exists():
         return PushSettings()
-    loaded = load_yaml_model(path, _DeliveryFile)
+    loaded = load_delivery_settings(path)
     return PushSettings(push=loaded.push, circuit_breaker=loaded.circuit_breaker)
