@@ -1,0 +1,86 @@
+"""Airflow plugin: donor-sync's sync-health dashboard in the API server at ``/sync-health``.
+
+The plugin also adds a "Sync health" entry to the Airflow UI's Browse menu. The UI shows the page
+in a frame of the same origin, so the login cookie goes with it. Airflow does not protect plugin
+apps, so the dashboard checks every request with Airflow's own auth manager. It accepts the UI's
+``_token`` cookie or a Bearer token and refuses anything else with 401 (docs/dashboard.md).
+
+Importing this module is cheap and opens nothing. When a request arrives, the staging database
+is looked up from the ``donor_sync_db`` connection (then kept for a short while), and the auth
+manager and ``[api] secret_key`` are read. ``[api] secret_key`` keys the forms' CSRF tokens, and
+every API server worker must share it, as Airflow itself requires.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from urllib.parse import urlsplit
+
+from airflow.plugins_manager import AirflowPlugin
+
+from donor_sync.web.dashboard.app import create_app
+from donor_sync.web.dashboard.auth import AirflowAuthenticator, CsrfTokens
+
+#: Where the dashboard is mounted in the API server, and its route in the Airflow UI.
+URL_PREFIX = "/sync-health"
+#: How long the staging database's address is reused before the connection is read again.
+LOOKUP_TTL_S = 30.0
+
+
+class _StagingConninfo:
+    """The staging database's conninfo from the ``donor_sync_db`` connection, reused for a while."""
+
+    def __init__(self, ttl_s: float = LOOKUP_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._cached: tuple[float, str] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl_s:
+                return self._cached[1]
+        from donor_sync.hooks.staging_db import StagingDbHook
+
+        conninfo = StagingDbHook().conninfo()
+        with self._lock:
+            self._cached = (time.monotonic(), conninfo)
+        return conninfo
+
+
+def _csrf_secret() -> bytes:
+    """Return ``[api] secret_key``, the secret every API server worker shares."""
+    from airflow.configuration import conf
+
+    return str(conf.get("api", "secret_key")).encode()
+
+
+def _airflow_base_path() -> str:
+    """Return the Airflow UI's base path (``[api] base_url``'s path; ``/`` by default)."""
+    from airflow.configuration import conf
+
+    return urlsplit(conf.get("api", "base_url", fallback="") or "/").path or "/"
+
+
+app = create_app(
+    conninfo=_StagingConninfo(),
+    auth=AirflowAuthenticator(),
+    csrf=CsrfTokens(_csrf_secret),
+    airflow_base_path=_airflow_base_path(),
+)
+
+
+class DonorSyncDashboardPlugin(AirflowPlugin):
+    """Mounts the sync-health dashboard and links it from the Airflow UI (Browse, "Sync health")."""
+
+    name = "donor_sync_dashboard"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "donor-sync sync health"}]  # noqa: RUF012
+    external_views = [  # noqa: RUF012
+        {
+            "name": "Sync health",
+            "href": URL_PREFIX.lstrip("/") + "/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": URL_PREFIX.lstrip("/"),
+        }
+    ]
