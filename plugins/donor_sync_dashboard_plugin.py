@@ -13,39 +13,18 @@ every API server worker must share it, as Airflow itself requires.
 
 from __future__ import annotations
 
-import threading
-import time
 from urllib.parse import urlsplit
 
 from airflow.plugins_manager import AirflowPlugin
 
 from donor_sync.web.dashboard.app import create_app
 from donor_sync.web.dashboard.auth import AirflowAuthenticator, CsrfTokens
+from donor_sync.web.staging_conninfo import CachedStagingConninfo
 
 #: Where the dashboard is mounted in the API server, and its route in the Airflow UI.
 URL_PREFIX = "/sync-health"
 #: How long the staging database's address is reused before the connection is read again.
 LOOKUP_TTL_S = 30.0
-
-
-class _StagingConninfo:
-    """The staging database's conninfo from the ``donor_sync_db`` connection, reused for a while."""
-
-    def __init__(self, ttl_s: float = LOOKUP_TTL_S) -> None:
-        self.ttl_s = ttl_s
-        self._cached: tuple[float, str] | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl_s:
-                return self._cached[1]
-        from donor_sync.hooks.staging_db import StagingDbHook
-
-        conninfo = StagingDbHook().conninfo()
-        with self._lock:
-            self._cached = (time.monotonic(), conninfo)
-        return conninfo
 
 
 def _csrf_secret() -> bytes:
@@ -63,7 +42,7 @@ def _airflow_base_path() -> str:
 
 
 app = create_app(
-    conninfo=_StagingConninfo(),
+    conninfo=CachedStagingConninfo(LOOKUP_TTL_S),
     auth=AirflowAuthenticator(),
     csrf=CsrfTokens(_csrf_secret),
     airflow_base_path=_airflow_base_path(),

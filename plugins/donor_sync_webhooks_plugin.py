@@ -13,11 +13,9 @@ looked up when a request arrives, then kept for a short while.
 
 from __future__ import annotations
 
-import threading
-import time
-
 from airflow.plugins_manager import AirflowPlugin
 
+from donor_sync.web.staging_conninfo import CachedStagingConninfo
 from donor_sync.web.webhooks.app import create_app
 from donor_sync.web.webhooks.config import load_settings
 from donor_sync.web.webhooks.secret_sources import CachedSecrets, SecretUnavailable, split_secrets
@@ -44,30 +42,10 @@ class AirflowConnectionSecrets:
         return split_secrets(conn.password)
 
 
-class _StagingConninfo:
-    """The staging database's conninfo from the ``donor_sync_db`` connection, reused for a while."""
-
-    def __init__(self, ttl_s: float = LOOKUP_TTL_S) -> None:
-        self.ttl_s = ttl_s
-        self._cached: tuple[float, str] | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl_s:
-                return self._cached[1]
-        from donor_sync.hooks.staging_db import StagingDbHook
-
-        conninfo = StagingDbHook().conninfo()
-        with self._lock:
-            self._cached = (time.monotonic(), conninfo)
-        return conninfo
-
-
 app = create_app(
     load_settings(),
     CachedSecrets(AirflowConnectionSecrets(), ttl_s=LOOKUP_TTL_S),
-    conninfo=_StagingConninfo(),
+    conninfo=CachedStagingConninfo(LOOKUP_TTL_S),
 )
 
 

@@ -88,14 +88,18 @@ def plan_command(
             conn, destination, renderer, scope=scope, samples=samples, reveal_pii=show_pii
         )
         if show_pii and plan.samples:
-            conn.execute(
-                "INSERT INTO sync.audit_log (actor, action, object_type, object_id, details)"
-                " VALUES (%s, 'pii.accessed', 'destination', %s, %s)",
-                (
-                    cli_actor(),
-                    destination,
-                    json.dumps({"command": "outbox plan", "records": [s.record_key for s in plan.samples]}),
-                ),
+            from donor_sync.observability.audit import record_pii_access
+
+            record_pii_access(
+                conn,
+                actor=cli_actor(),
+                object_type="destination",
+                object_id=destination,
+                details={
+                    "via": "cli",
+                    "command": "outbox plan",
+                    "records": [s.record_key for s in plan.samples],
+                },
             )
             conn.commit()
     if as_json:

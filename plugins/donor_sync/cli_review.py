@@ -1,8 +1,9 @@
-"""``donor-sync review``: the dedup review queue -- list, show, approve, reject, defer; and unmerge.
+"""``donor-sync review``: the dedup review queue -- list, show, approve, reject, defer; unmerge; refit.
 
 The staging database is ``$DONOR_SYNC_DB_URL`` or the embedded server (as for every command).
 ``show`` prints both donors' fields so a person can judge the pair (an operator command: PII on
-stdout, never in logs). Every decision is audited in sync.audit_log as ``cli:<user>``.
+stdout, never in logs), and audits the view as ``pii.accessed``. Every decision is audited in
+sync.audit_log as ``cli:<user>``.
 """
 
 from __future__ import annotations
@@ -69,11 +70,25 @@ def _value(value: Any) -> str:
 @_friendly_errors
 def show_command(review_id: int) -> None:
     """Show a pair side by side: both golden records, their source records, score and explanation."""
+    from donor_sync.observability.audit import record_pii_access
     from donor_sync.resolve.review import SHOWN_FIELDS, get_review
 
     with connect_staging() as conn:
         detail = get_review(conn, review_id)
-    review = detail.review
+        review = detail.review
+        record_pii_access(
+            conn,
+            actor=cli_actor(),
+            object_type="review",
+            object_id=str(review_id),
+            details={
+                "via": "cli",
+                "view": "review",
+                "donor_ids": [review.left_donor_id, review.right_donor_id],
+                "records": len(detail.left_records) + len(detail.right_records),
+            },
+        )
+        conn.commit()
     click.echo(_summary(review))
     click.echo("")
     click.echo(f"{'field':<20} {'left':<36} {'right':<36}")

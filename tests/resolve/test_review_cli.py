@@ -32,6 +32,12 @@ def test_list_show_and_decide_from_the_command_line(db: psycopg.Connection, cli:
     assert "j@other.example.com" in shown.output
     assert "email" in shown.output
     assert "score" in shown.output
+    viewed = db.execute(
+        "SELECT object_id, details FROM sync.audit_log"
+        " WHERE action = 'pii.accessed' AND object_type = 'review'"
+    ).fetchall()
+    assert [(v[0], v[1]["via"]) for v in viewed] == [(str(jane_review), "cli")], "the view is audited"
+    assert "Okafor" not in str(viewed)
     deferred = cli.invoke(main, ["review", "defer", str(marcus_review)])
     assert "deferred" in deferred.output
     rejected = cli.invoke(main, ["review", "reject", str(marcus_review), "--note", "father and son"])

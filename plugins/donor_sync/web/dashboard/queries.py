@@ -10,7 +10,6 @@ Functions work in the caller's transaction; the caller commits.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import psycopg
 
 from donor_sync.delivery.contracts import FailureClass
+from donor_sync.observability.audit import record_pii_access
 
 __all__ = ["Circuit", "open_circuits", "record_pii_access", "review_exists", "summary"]
 
@@ -109,15 +109,4 @@ def review_exists(conn: psycopg.Connection, review_id: int) -> bool:
     return (
         conn.execute("SELECT 1 FROM sync.review_queue WHERE review_id = %s", (review_id,)).fetchone()
         is not None
-    )
-
-
-def record_pii_access(
-    conn: psycopg.Connection, *, actor: str, object_type: str, object_id: str, details: dict[str, Any]
-) -> None:
-    """Write a ``pii.accessed`` row to ``sync.audit_log`` (ids only in ``details``, never values)."""
-    conn.execute(
-        "INSERT INTO sync.audit_log (actor, action, object_type, object_id, details)"
-        " VALUES (%s, 'pii.accessed', %s, %s, %s)",
-        (actor, object_type, object_id, json.dumps(details)),
     )
