@@ -26,6 +26,28 @@ def test_ensure_properties_creates_the_unique_keys_once(
     assert {p["name"]: p for p in fresh.describe("deals")["results"]}["donor_sync_gift_key"]["hasUniqueValue"]
 
 
+def test_two_workers_creating_the_keys_at_once_both_go_on(
+    make_connector: Callable[..., HubSpotConnector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other worker creates the property between this one's read and its create (409)."""
+    from donor_sync.delivery.connectors.hubspot import properties
+
+    first, second = make_connector(), make_connector()
+    real = properties.describe
+    stale = {"results": []}
+    calls: list[str] = []
+
+    def racing_describe(client: object, object_type: str) -> dict[str, object]:
+        calls.append(object_type)
+        if len(calls) == 1:  # this worker's first read sees nothing ... and then the other one wins
+            first.ensure_properties()
+            return stale
+        return real(client, object_type)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(properties, "describe", racing_describe)
+    assert second.ensure_properties() == {"contacts": [], "deals": []}
+
+
 def test_ensure_properties_refuses_a_key_that_is_not_unique(
     make_connector: Callable[..., HubSpotConnector], admin: Admin
 ) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from donor_sync.delivery.connectors.hubspot.client import HubSpotClient
+from donor_sync.delivery.contracts import DeliveryError
 from donor_sync.errors import ConfigError
 
 _GROUPS = {"contacts": "contactinformation", "deals": "dealinformation", "companies": "companyinformation"}
@@ -46,9 +47,20 @@ def ensure_unique_properties(client: HubSpotClient, object_type: str, names: Seq
     for name in names:
         current = existing.get(name)
         if current is None:
-            client.post(client.paths.properties(object_type), unique_property(object_type, name))
-            created.append(name)
-        elif not current.get("hasUniqueValue"):
+            try:
+                client.post(client.paths.properties(object_type), unique_property(object_type, name))
+                created.append(name)
+                continue
+            except DeliveryError as exc:
+                # Another worker created it between our read and our write (409): read it again.
+                if exc.http_status != 409:
+                    raise
+                current = {
+                    str(p.get("name")): p for p in describe(client, object_type).get("results") or []
+                }.get(name)
+                if current is None:
+                    raise
+        if not current.get("hasUniqueValue"):
             raise ConfigError(
                 f"HubSpot {object_type} property {name!r} exists but is not unique (hasUniqueValue); "
                 "HubSpot cannot upsert on it. Pick another id property on the connection."
