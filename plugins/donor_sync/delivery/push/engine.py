@@ -234,6 +234,10 @@ class _DestinationPush:
         conn, ctx, report = self.conn, self.ctx, self.report
         entity_report = report.entity(entity)
         decision = quota.decide(self.connector.quota(), ctx.options)
+        # Counting due rows scans the destination's queue, so it is done once, and again only when
+        # the quota's priority cut moves or the estimate runs out; between counts the estimate
+        # drops by what each claim took (rows it sends back wait, they are not due).
+        due, counted_cut = 0, None
         while not report.stopped:
             report.stopped = self.budget.exhausted()
             if report.stopped:
@@ -241,7 +245,8 @@ class _DestinationPush:
             decision = quota.decide(self.connector.quota(), ctx.options)
             report.quota = decision
             cut = decision.priority_cut
-            due = count_due(conn, ctx.destination, entity, operation, priority_cut=cut)
+            if due <= 0 or cut != counted_cut:
+                due, counted_cut = count_due(conn, ctx.destination, entity, operation, priority_cut=cut), cut
             if due == 0:
                 break
             size = max(1, self.connector.batch_size(entity, operation, due))
@@ -256,6 +261,7 @@ class _DestinationPush:
                 # and the older one is then replaced by the newer instead.
                 conn.rollback()
                 continue
+            due -= taken.taken
             entity_report.waiting += taken.waiting
             entity_report.dead_lettered += taken.dead_lettered
             if not taken.records:
