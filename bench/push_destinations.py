@@ -41,7 +41,6 @@ rate limit).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import re
@@ -78,14 +77,6 @@ HUBSPOT_FLOOR = 0.95
 BULK_IRREDUCIBLE = ("job_create", "upload", "close", "poll", "successful_results")
 BULK_RESULT_READS = ("failed_results", "unprocessed_records")
 COLLECTIONS_MAX = 200
-#: The index that turns the push engine's claim (due rows of one destination, entity and
-#: operation, lowest priority first) from a scan of the destination's whole queue per batch into a
-#: range scan that stops after the batch: an experiment (``--claim-index``) for the migration owner.
-CLAIM_INDEX = (
-    "CREATE INDEX bench_outbox_claim_idx ON sync.outbox"
-    " (destination, entity, operation, priority, next_attempt_at, outbox_id)"
-    " WHERE state IN ('pending', 'in_flight')"
-)
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 #: HubSpot answers reads of many records by POST: they write nothing.
 _HUBSPOT_READ_BY_POST = re.compile(r"/batch/read$|/search$")
@@ -535,8 +526,6 @@ class Options:
     bulk_job_size: int | None = None
     bulk_first_poll_wait_s: float | None = None
     db_name: str = DB_NAME
-    #: Experiment, not a figure: add the index the claim query lacks (see :data:`CLAIM_INDEX`).
-    claim_index: bool = False
 
 
 @dataclass
@@ -948,11 +937,6 @@ def run(options: Options, tls_dir: Path | None = None) -> Outcome:
     drop_database(url)
     ensure_database(url)
     upgrade(url)
-    if options.claim_index:
-        with connect(url) as conn:
-            conn.execute(CLAIM_INDEX)
-            conn.commit()
-    outcome.parameters["experiment_claim_index"] = CLAIM_INDEX if options.claim_index else None
     with tempfile.TemporaryDirectory(prefix="bench-push-tls-") as scratch:
         try:
             with (
@@ -998,9 +982,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--only", choices=DESTINATIONS, action="append", help="one destination (repeatable)")
     parser.add_argument("--verbose", action="store_true", help="log the pipeline at INFO")
-    parser.add_argument(
-        "--claim-index", action="store_true", help="experiment: add the claim index (results not written)"
-    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
@@ -1009,12 +990,8 @@ def main() -> None:
         size=args.size,
         seed=args.seed,
         destinations=tuple(args.only or DESTINATIONS),
-        claim_index=args.claim_index,
     )
     outcome = run(options)
-    if options.claim_index:
-        print(json.dumps({"compared": outcome.compared, "metrics": outcome.metrics}, indent=1, default=str))
-        return
     path = write_result("push_destinations", outcome.parameters, outcome.metrics, outcome.compared)
     print(f"wrote {path}")
 
