@@ -323,3 +323,9 @@ def test_every_donor_and_gift_reaches_each_crm_once_and_a_rerun_writes_nothing(
         log = list(box[name].emulator.request_log)  # type: ignore[attr-defined]
         written = [r for r in log if r["method"] in writes and "/oauth2/" not in r["path"]]
         assert written == [], (name, written[:3])
+    with psycopg.connect(db_url) as conn:
+        pushed = conn.execute(
+            "SELECT m.scope, m.value FROM sync.run_metrics m WHERE m.stage = 'push' AND m.metric = 'pushed'"
+            " AND m.run_id = (SELECT run_id FROM sync.runs ORDER BY started_at DESC LIMIT 1)"
+        ).fetchall()
+    assert {k: int(v) for k, v in pushed} == {"salesforce": 0, "hubspot": 0}, "the idle push says so"

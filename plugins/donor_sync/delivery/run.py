@@ -115,6 +115,14 @@ def has_due_work(conn: psycopg.Connection, destination: str) -> bool:
     return bool(row and row[0])
 
 
+def record_idle_push(conn: psycopg.Connection, destination: str, *, run_id: UUID) -> None:
+    """Record that a run's push of ``destination`` found nothing due (zero pushed, zero failed),
+    so the run's summary says so rather than "not recorded"."""
+    for metric in ("pushed", "succeeded", "failed", "dead_lettered"):
+        runs.record_metric(conn, run_id, stage="push", scope=destination, metric=metric, value=0)
+    conn.commit()
+
+
 def push(
     conn: psycopg.Connection,
     connector: Connector,

@@ -110,6 +110,7 @@ def push_task(sync_run_id: str, destination: str) -> str:
     with connect(StagingDbHook().conninfo()) as conn:
         if not delivery.has_due_work(conn, destination):
             log.info("nothing due for %s", destination)
+            delivery.record_idle_push(conn, destination, run_id=UUID(sync_run_id))
             return sync_run_id
         report = delivery.push(
             conn,
