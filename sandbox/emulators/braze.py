@@ -1,4 +1,4 @@
-"""Braze REST API: /users/track, /users/delete, subscription groups, canvas and campaign triggers.
+"""Braze REST API: /users/track, /users/delete, /users/export/ids, subscription groups, triggers.
 
 Behaviour follows ../shared/reference/vendor-apis.md section 4 and braze.com/docs/api:
 
@@ -46,6 +46,7 @@ _NO_VALID_DATA = "Valid data must be provided in the 'attributes', 'events', or 
 _ENDPOINTS: dict[str, tuple[str, str]] = {
     "/users/track": ("users_track", "users.track"),
     "/users/delete": ("users_delete", "users.delete"),
+    "/users/export/ids": ("users_export", "users.export.ids"),
     "/subscription/status/set": ("subscription", "subscription.status.set"),
     "/v2/subscription/status/set": ("subscription", "subscription.status.set"),
     "/subscription/status/get": ("subscription_get", "subscription.status.get"),
@@ -106,6 +107,7 @@ class BrazeEmulator(Emulator):
         "rate_limits": {
             "users_track": {"limit": 3000, "window_s": 3.0},
             "users_delete": {"limit": 20000, "window_s": 60.0},
+            "users_export": {"limit": 2500, "window_s": 60.0},
             "subscription": {"limit": 5000, "window_s": 60.0},
             "subscription_get": {"limit": 250000, "window_s": 3600.0},
             "messaging": {"limit": 250000, "window_s": 3600.0},
@@ -156,6 +158,7 @@ class BrazeEmulator(Emulator):
         handlers: dict[str, Callable[[Any], tuple[int, dict[str, Any]]]] = {
             "/users/track": self._users_track,
             "/users/delete": self._users_delete,
+            "/users/export/ids": self._users_export_ids,
             "/subscription/status/set": self._subscription_set,
             "/v2/subscription/status/set": self._subscription_set_v2,
             "/canvas/trigger/send": self._canvas_send,
@@ -445,6 +448,39 @@ class BrazeEmulator(Emulator):
                 self.deleted_external_ids.append(user["external_id"])
             deleted += 1
         return 201, {"deleted": deleted, "message": "success"}
+
+    def _users_export_ids(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``/users/export/ids``: the profiles of external ids, aliases, a braze id, an email or a phone."""
+        lookups: list[tuple[str, Any]] = [("external_id", i) for i in _as_list(body.get("external_ids"))]
+        lookups += [("user_alias", a) for a in _as_list(body.get("user_aliases"))]
+        for field_name, key in (("braze_id", "braze_id"), ("email", "email_address"), ("phone", "phone")):
+            if body.get(key):
+                lookups.append((field_name, body[key]))
+        if not lookups:
+            raise _bad("Provide 'external_ids', 'user_aliases', 'braze_id', 'email_address' or 'phone'")
+        if len(lookups) > int(self.settings["users_delete_max_ids"]):
+            raise _bad(f"At most {self.settings['users_delete_max_ids']} identifiers per request.")
+        wanted = body.get("fields_to_export")
+        users: list[dict[str, Any]] = []
+        invalid: list[Any] = []
+        seen: set[str] = set()
+        for field_name, value in lookups:
+            matches = (
+                [b for b, u in self.users.items() if u.get(field_name) == value]
+                if field_name in ("email", "phone")
+                else [b for b in [self._find({field_name: value})] if b is not None]
+            )
+            if not matches and field_name == "external_id":
+                invalid.append(value)
+            for braze_id in matches:
+                if braze_id not in seen:
+                    seen.add(braze_id)
+                    user = dict(self.users[braze_id])
+                    users.append({k: v for k, v in user.items() if not wanted or k in wanted})
+        response: dict[str, Any] = {"users": users, "message": "success"}
+        if invalid:
+            response["invalid_user_ids"] = invalid
+        return 200, response
 
     # -- subscription groups ---------------------------------------------------------------------
     def _set_group(self, group_id: Any, state: Any, ids: dict[str, list[Any]]) -> None:

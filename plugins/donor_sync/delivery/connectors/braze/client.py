@@ -1,0 +1,274 @@
+"""HTTP to one Braze workspace: Bearer REST key, instance URL, retries, error taxonomy.
+
+* Auth: ``Authorization: Bearer <REST API key>``; the base URL is the workspace's REST
+  endpoint (``https://rest.iad-01.braze.com``, ``https://rest.fra-01.braze.eu``…), the
+  connection's host. A key lacking an endpoint's permission gets 403.
+* Retries (tenacity, here only): 429 waits until ``X-RateLimit-Reset`` (UTC epoch seconds; or a
+  ``Retry-After``) when that is near, else backs off; 5xx, timeouts and dropped connections back
+  off exponentially with jitter. Then a transient or rate-limited :class:`DestinationUnavailableError`.
+* Errors are ``{"message": …, "errors": […]}``. Messages may quote identifiers sent (emails),
+  so only the status and a code derived from it are passed on.
+
+``verify`` (CA bundle path or True) is passed on every request.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import tenacity
+
+from donor_sync.delivery.contracts import BatchRejectedError, DestinationUnavailableError, FailureClass
+from donor_sync.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_TIMEOUT_S = 30.0
+MAX_HINTED_WAIT_S = 60.0
+#: Identifiers per ``/users/delete`` call (Braze's documented cap).
+DELETE_MAX_IDS = 50
+#: ``/users/delete`` identifier kinds (one kind per request).
+DELETE_KINDS = ("external_ids", "user_aliases", "braze_ids", "email_addresses", "phone_numbers")
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    401: "INVALID_API_KEY",
+    403: "MISSING_PERMISSION",
+    404: "NOT_FOUND",
+    429: "RATE_LIMITED",
+}
+
+
+def rate_limit_wait_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Return the wait a 429 asks for: ``Retry-After`` (seconds or date), else until ``X-RateLimit-Reset``."""
+    moment = time.time() if now is None else now
+    for name in ("Retry-After", "X-RateLimit-Retry-After"):
+        value = (headers.get(name) or "").strip()
+        if value.replace(".", "", 1).isdigit():
+            return float(value)
+        if value:
+            try:
+                return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - moment)
+            except (TypeError, ValueError):
+                pass
+    reset = (headers.get("X-RateLimit-Reset") or "").strip()
+    if reset.isdigit():
+        return max(0.0, float(reset) - moment)
+    return None
+
+
+class _RetryableError(Exception):
+    def __init__(self, code: str, status: int | None = None, retry_after_s: float | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class WaitForReset(tenacity.wait.wait_base):
+    """Wait until the rate-limit window resets when Braze says so (capped), else ``fallback``."""
+
+    def __init__(self, fallback: tenacity.wait.wait_base, max_s: float = MAX_HINTED_WAIT_S) -> None:
+        self.fallback = fallback
+        self.max_s = max_s
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        hint = getattr(error, "retry_after_s", None)
+        if hint is not None:
+            return float(min(max(0.0, hint), self.max_s))
+        return float(self.fallback(retry_state))
+
+
+def default_retry(attempts: int = 5, wait: tenacity.wait.wait_base | None = None) -> tenacity.Retrying:
+    """Return the policy for 429/5xx/network failures: 5 attempts, backoff 0.5..10 s with jitter.
+
+    :param wait: the fallback wait when Braze gives no reset time (tests pass ``tenacity.wait_none()``).
+    """
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(_RetryableError),
+        wait=WaitForReset(
+            wait if wait is not None else tenacity.wait_exponential_jitter(multiplier=0.5, max=10.0)
+        ),
+        stop=tenacity.stop_after_attempt(attempts),
+        reraise=True,
+    )
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A Braze answer: status and decoded JSON body."""
+
+    status: int
+    body: Any
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class BrazeClient:
+    """JSON calls to one Braze workspace.
+
+    :param base_url: the workspace's REST endpoint.
+    :param api_key: the REST API key (Bearer); never logged.
+    """
+
+    base_url: str
+    api_key: str = field(repr=False)
+    verify: str | bool = True
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    retry: Callable[[], tenacity.Retrying] = default_retry
+    session: requests.Session = field(default_factory=requests.Session)
+    calls: int = 0
+    retries: int = 0
+
+    def post(self, path: str, body: Any) -> Reply:
+        """``POST`` JSON ``body`` to ``path`` (429/5xx/network retried).
+
+        :raises DestinationUnavailableError: auth (401), permission (403), unknown endpoint (404),
+            or failures that outlasted the retries.
+        :raises BatchRejectedError: Braze refused the request's content (400 and other 4xx).
+        """
+        attempt = 0
+
+        def once() -> Reply:
+            nonlocal attempt
+            attempt += 1
+            if attempt > 1:
+                self.retries += 1
+            return self._attempt("POST", path, body)
+
+        try:
+            return self.retry()(once)
+        except _RetryableError as exc:
+            raise DestinationUnavailableError(
+                f"Braze POST {path} kept failing ({exc.code}) after {attempt} attempts",
+                error_class=FailureClass.RATE_LIMITED if exc.status == 429 else FailureClass.TRANSIENT,
+                error_code=exc.code,
+                http_status=exc.status,
+                retry_after_s=exc.retry_after_s,
+            ) from None
+
+    # -- users -----------------------------------------------------------------------------------
+    def users_delete(self, kind: str, identifiers: Sequence[Any]) -> int:
+        """Delete the users named by ``identifiers`` of one ``kind`` (irreversible); return Braze's count.
+
+        Sent in chunks of 50. Braze deletes asynchronously: the count is what it accepted.
+        """
+        if kind not in DELETE_KINDS:
+            raise ValueError(f"Braze /users/delete takes one of {DELETE_KINDS}, not {kind!r}")
+        deleted = 0
+        for chunk in _chunks(list(identifiers), DELETE_MAX_IDS):
+            body = self.post("/users/delete", {kind: list(chunk)}).body
+            deleted += int((body or {}).get("deleted", 0)) if isinstance(body, dict) else 0
+        return deleted
+
+    def export_users(
+        self,
+        *,
+        external_ids: Sequence[str] = (),
+        email_address: str | None = None,
+        phone: str | None = None,
+        fields_to_export: Sequence[str] = ("braze_id", "external_id"),
+    ) -> list[dict[str, Any]]:
+        """Return the profiles ``/users/export/ids`` finds by external ids, an email or a phone."""
+        found: list[dict[str, Any]] = []
+        requests_: list[dict[str, Any]] = [
+            {"external_ids": list(chunk)} for chunk in _chunks(list(external_ids), DELETE_MAX_IDS)
+        ]
+        if email_address:
+            requests_.append({"email_address": email_address})
+        if phone:
+            requests_.append({"phone": phone})
+        for body in requests_:
+            reply = self.post("/users/export/ids", {**body, "fields_to_export": list(fields_to_export)})
+            users = (reply.body or {}).get("users") if isinstance(reply.body, dict) else None
+            found += [u for u in users or [] if isinstance(u, dict)]
+        return found
+
+    # -- internals -------------------------------------------------------------------------------
+    def _attempt(self, method: str, path: str, body: Any) -> Reply:
+        try:
+            response = self.session.request(
+                method,
+                f"{self.base_url.rstrip('/')}{path}",
+                json=body,
+                headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
+                timeout=(min(10.0, self.timeout_s), self.timeout_s),
+                verify=self.verify,
+            )
+        except requests.Timeout as exc:
+            raise _RetryableError("TIMEOUT") from exc
+        except requests.ConnectionError as exc:
+            raise _RetryableError("CONNECTION_ERROR") from exc
+        self.calls += 1
+        status = response.status_code
+        try:
+            decoded: Any = response.json() if response.content else None
+        except ValueError:
+            if status < 400:
+                raise _RetryableError("MALFORMED_RESPONSE", status) from None
+            decoded = None
+        if status in RETRY_STATUSES:
+            wait = rate_limit_wait_s(response.headers) if status == 429 else None
+            log.info("Braze HTTP %s on %s; retrying", status, path)
+            raise _RetryableError(_STATUS_CODES.get(status, f"HTTP_{status}"), status, wait)
+        if status < 400:
+            return Reply(status, decoded)
+        code = _STATUS_CODES.get(status, f"HTTP_{status}")
+        where = f"Braze {method} {path}"
+        if status == 401:
+            raise DestinationUnavailableError(
+                f"{where}: the REST API key was refused; check the connection's password",
+                error_class=FailureClass.AUTH,
+                error_code=code,
+                http_status=status,
+            )
+        if status in (403, 404):
+            raise DestinationUnavailableError(
+                f"{where} answered HTTP {status} ({code}); grant the key the endpoint's permission",
+                error_class=FailureClass.PERMANENT,
+                error_code=code,
+                http_status=status,
+            )
+        raise BatchRejectedError(
+            f"{where} refused the request (HTTP {status})",
+            error_class=FailureClass.VALIDATION,
+            error_code=code,
+            http_status=status,
+        )
+
+
+def client_from_connection(
+    host: str | None,
+    password: str | None,
+    extra: Mapping[str, Any],
+    *,
+    retry: Callable[[], tenacity.Retrying] = default_retry,
+) -> BrazeClient:
+    """Return a client for a ``braze`` (plain ``http``) connection: host = REST endpoint, password = key.
+
+    :raises ConfigError: host or key missing.
+    """
+    if not host:
+        raise ConfigError("braze connection: host: the workspace's REST endpoint is empty")
+    if not password:
+        raise ConfigError("braze connection: password: the REST API key is empty")
+    timeout = extra.get("timeout")
+    return BrazeClient(
+        host if "://" in host else f"https://{host}",
+        password,
+        verify=str(extra["ca_bundle"]) if extra.get("ca_bundle") else True,
+        timeout_s=float(timeout) if timeout else DEFAULT_TIMEOUT_S,
+        retry=retry,
+    )
