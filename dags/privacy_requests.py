@@ -8,8 +8,12 @@ cascaded to every CRM and email platform with a receipt from each, and tombstone
 Manual runs may name the requests to process (`request_ids`); requests themselves are recorded
 in the staging database, so no donor's personal data ever passes through Airflow's params.
 
-**Stages live today:** run bookkeeping (`open_run` → `close_run`); the erasure, export and
-consent-change cascades are wired in between as they land.
+**Stages:** `open_run` → `process_requests` (each due request claimed alone, `FOR UPDATE SKIP
+LOCKED`; erasures: freeze + tombstones, every destination's eraser with a receipt, then the local
+purge of raw, staging, core and sync; exports: a 0600 JSON file under `.local/exports`;
+consent changes) → `check_deadlines` (Slack alert for requests due within 7 days or overdue, at
+most once a day each) → `close_run`. A failed destination leaves its request `failed`; the next
+run retries only what is not done. docs/erasure.md has the order and the runbook.
 
 **Alerts.** Task failures after the retry ladder, and a run not done within two hours of being
 queued, go to the `slack_alerts` connection.
@@ -23,6 +27,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.privacy_tasks import check_deadlines_task, process_requests_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
@@ -48,4 +53,4 @@ with DAG(
         ),
     },
 ):
-    close_run_task(open_run_task())
+    close_run_task(check_deadlines_task(process_requests_task(open_run_task())))

@@ -56,6 +56,7 @@ from donor_sync.identity import (
     prepare,
     resolve,
 )
+from donor_sync.privacy.keys import KeySource
 from donor_sync.resolve import match_store
 from donor_sync.resolve.survivorship import SurvivorshipRules, load_survivorship, recompute_golden
 
@@ -667,8 +668,12 @@ def resolve_donors(
     now: datetime,
     actor: str,
     model: MatchModel | None = None,
+    erased_keys: KeySource | None = None,
 ) -> ResolveCounts:
     """Resolve the unresolved staged donors of ``batch_ids`` to golden donors (see the module docstring).
+
+    Staged donors of erased donors (a tombstone matches) are attached to the erased donor, blanked
+    and never resolved further (:func:`donor_sync.privacy.erasure.tombstones.screen_staged_donors`).
 
     Idempotent: resolved rows are not read again, and a record already known keeps its donor.
     Not committed: the caller commits (the whole call is one transaction).
@@ -678,14 +683,17 @@ def resolve_donors(
     :param actor: who runs it (``dag:<dag_id>.<task_id>``, ``cli:<user>``), for the audit log.
     :param model: the match model (default: the active model refitted from review decisions,
         else the rules' priors; :func:`donor_sync.resolve.match_models.load_active_model`).
+    :param erased_keys: where the tombstone key ring comes from (default: the default key source).
     :return: counts (no PII).
     """
     import time
 
+    from donor_sync.privacy.erasure.tombstones import screen_staged_donors
     from donor_sync.resolve.match_models import load_active_model
 
     counts = ResolveCounts()
     started = time.perf_counter()
+    screen_staged_donors(conn, batch_ids, now=now, actor=actor, keys=erased_keys)
     model = model or load_active_model(conn, rules)
     _ensure_match_keys(conn, rules)
     counts.source_records = _load_records(conn, batch_ids)

@@ -331,12 +331,17 @@ def resolve_gifts(
             " FROM (SELECT o.source, o.entity, o.source_id, o.raw_record_id, o.source_updated_at,"
             "        o.attributes,"
             "        o.fresh, o.linked_gift_id, o.source = ANY(%(processors)s) AS is_processor,"
-            "        ds.donor_id AS resolved_donor_id, {fields}"
+            "        coalesce(ds.donor_id, er.donor_id) AS resolved_donor_id, {fields}"
             "       FROM objects o"
             "       CROSS JOIN LATERAL"
             "           (SELECT jsonb_populate_record(NULL::core.gift_version, o.attributes) AS v) x"
             "       LEFT JOIN core.donor_sources ds ON ds.system = o.source AND ds.role = 'source'"
-            "            AND ds.external_id = (x.v).source_donor_id) q"
+            "            AND ds.external_id = (x.v).source_donor_id"
+            # An erased donor has no source rows: its staged rows still name it (privacy.erasure).
+            "       LEFT JOIN LATERAL (SELECT sd.donor_id FROM staging.donors sd JOIN core.donors ed"
+            "            ON ed.donor_id = sd.donor_id AND ed.erased_at IS NOT NULL"
+            "            WHERE ds.donor_id IS NULL AND sd.source = o.source"
+            "              AND sd.source_id = (x.v).source_donor_id LIMIT 1) er ON true) q"
         ).format(members=_ident(MEMBERS_TMP), versions=_ident(VERSIONS_TMP), fields=fields),
         params,
     )

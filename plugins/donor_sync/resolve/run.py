@@ -14,6 +14,7 @@ from uuid import UUID
 import psycopg
 
 from donor_sync.observability import runs
+from donor_sync.privacy.consent.ingest import ingest_staged_signals
 from donor_sync.resolve.aggregates import AggregateCounts, refresh_aggregates
 from donor_sync.resolve.donors import ResolveCounts, ResolveRules, resolve_donors
 from donor_sync.resolve.fiscal import GivingSettings
@@ -46,6 +47,7 @@ def resolve_run(
     donors = resolve_donors(conn, batch_ids, rules=rules, now=now, actor=actor)
     gifts = resolve_gifts(conn, batch_ids, now=now, settings=giving)
     aggregates = refresh_aggregates(conn, gifts.donor_ids, today=giving.today(now), settings=giving)
+    consent = ingest_staged_signals(conn, batch_ids, actor=actor, now=now, run_id=run_id)
     figures = {
         "new_donors": donors.new_donors,
         # New records that did not become a donor of their own: attached to an existing donor (same
@@ -59,6 +61,7 @@ def resolve_run(
         "gifts_pending": gifts.pending_rows,
         "gifts_created": gifts.gifts_created,
         "donors_refreshed": len(gifts.donor_ids),
+        "consent_events_recorded": consent.events_recorded,
     }
     for metric, value in figures.items():
         runs.record_metric(conn, run_id, stage="resolve", metric=metric, value=value, task_id=task_id)

@@ -1,0 +1,84 @@
+"""Tasks of the ``privacy_requests`` DAG: process due requests, check deadlines (thin over the library).
+
+Airflow and database code is imported inside the callables so that parsing the DAG stays cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import task
+
+log = logging.getLogger(__name__)
+
+#: Airflow connection whose extra is the privacy keys document (a secrets backend serves it).
+KEYS_CONNECTION = "privacy_keys"
+ACTOR = "dag:privacy_requests"
+
+
+def privacy_keys() -> Any:
+    """Return the key source: the ``privacy_keys`` connection first, then the environment and local file."""
+    from airflow.sdk import BaseHook
+
+    from donor_sync.privacy.keys import default_key_source, key_source_from_document
+
+    try:
+        extra = BaseHook.get_connection(KEYS_CONNECTION).extra
+    except Exception:  # no such connection: the environment or local file holds the rings
+        extra = None
+    first = [key_source_from_document(extra, where=f"connection {KEYS_CONNECTION} extra")] if extra else []
+    return default_key_source(*first)
+
+
+def process_requests(sync_run_id: str, params: Mapping[str, Any]) -> dict[str, int]:
+    """Carry out the due requests (or ``params['request_ids']``) with every destination's eraser."""
+    from uuid import UUID
+
+    from donor_sync.db import connect
+    from donor_sync.hooks.privacy_erasers import erasers_for  # type: ignore[import-not-found,unused-ignore]
+    from donor_sync.hooks.staging_db import StagingDbHook
+    from donor_sync.observability import runs
+    from donor_sync.privacy.requests.process import process_requests as process
+
+    ids = list(params.get("request_ids") or []) or None
+    with connect(StagingDbHook().conninfo()) as conn:
+        report = process(conn, erasers=erasers_for(), keys=privacy_keys(), request_ids=ids, actor=ACTOR)
+        figures = {s: report.count(s) for s in ("completed", "failed", "rejected", "in_progress")}
+        for metric, value in figures.items():
+            runs.record_metric(
+                conn, UUID(sync_run_id), stage="privacy", metric=f"requests_{metric}", value=value
+            )
+        conn.commit()
+    for request_id, error in report.errors.items():
+        log.warning("privacy request %s: %s", request_id, error)
+    return figures
+
+
+def check_deadlines() -> int:
+    """Alert (Slack) on requests due within 7 days or overdue, at most once a day each."""
+    from donor_sync.db import connect
+    from donor_sync.hooks.staging_db import StagingDbHook
+    from donor_sync.observability.alerts import send_alert
+    from donor_sync.privacy.requests.deadlines import check_deadlines as check
+
+    with connect(StagingDbHook().conninfo()) as conn:
+        alerted = check(conn, send_alert, within_days=7)
+    return len(alerted)
+
+
+@task(task_id="process_requests", pool="staging_db", execution_timeout=timedelta(minutes=25))
+def process_requests_task(sync_run_id: str, **context: Any) -> str:
+    """Airflow task: carry out erasure, export and consent-change requests, receipts per system."""
+    figures = process_requests(sync_run_id, context.get("params") or {})
+    log.info("privacy requests: %s", figures)
+    return sync_run_id
+
+
+@task(task_id="check_deadlines", execution_timeout=timedelta(minutes=5))
+def check_deadlines_task(sync_run_id: str) -> str:
+    """Airflow task: the 30-day deadline alerts (due within 7 days or overdue; once a day each)."""
+    log.info("deadline alerts sent for %s request(s)", check_deadlines())
+    return sync_run_id
