@@ -13,8 +13,11 @@ merges made in the CRM merge the donors in core, reversibly; values the golden r
 take are counted as drift per field; then every record of the destination is recomputed into
 the outbox, which repairs drift and mirrors removals at the next push) → `refit_match_weights`
 (the match weights refitted from the review queue's decisions once at least 20 are decided and
-some are new; `donor-sync review refit` by hand) → `close_run`. The scorecard and retention
-stages are wired in between as they land.
+some are new; `donor-sync review refit` by hand) → `retention_purge` (the policies in
+include/mappings/privacy/retention.yaml: raw payloads, webhook bodies, CSV rows, closed quarantine,
+resolved dead letters, lapsed donors' PII, push log; each purge counted and audited;
+`donor-sync retention run --dry-run` shows what is due) → `close_run`. The scorecard stage is
+wired in between as it lands.
 
 **Alerts.** Task failures after the retry ladder and a run not done by 06:00 UTC (four hours after
 it was queued) go to the `slack_alerts` connection.
@@ -30,6 +33,7 @@ from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
 from donor_sync.operators.reconcile_tasks import CRM_POOLS, reconcile_task
 from donor_sync.operators.resolve_tasks import refit_match_weights_task
+from donor_sync.operators.retention_tasks import retention_purge_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
@@ -50,4 +54,4 @@ with DAG(
     refit = refit_match_weights_task(sync_run)
     for destination, pool in CRM_POOLS.items():
         reconcile_task.override(task_id=f"reconcile_{destination}", pool=pool)(sync_run, destination) >> refit
-    close_run_task(refit)
+    close_run_task(retention_purge_task(refit))

@@ -38,6 +38,7 @@ import pandas as pd
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from donor_sync.privacy.crypto.fields import open_value
 from donor_sync.standardize import review_flags, scope
 from donor_sync.standardize.fields.result import STRING, concat_issues
 from donor_sync.standardize.projections import (
@@ -434,13 +435,15 @@ def _decisions(
 ) -> dict[int, Decision]:
     """Return the latest operator decision on each record of one chunk."""
     rows = conn.execute(
-        "SELECT DISTINCT ON (raw_record_id) raw_record_id, resolution, fix FROM staging.quarantine"
+        "SELECT DISTINCT ON (raw_record_id) raw_record_id, resolution, fix, quarantine_id"
+        " FROM staging.quarantine"
         " WHERE batch_id = ANY(%s) AND raw_record_id BETWEEN %s AND %s AND released_at IS NOT NULL"
         " AND resolution IN ('fixed', 'released_as_is', 'discarded')"
         " ORDER BY raw_record_id, released_at DESC, quarantine_id DESC",
         (list(batch_ids), low, high),
     ).fetchall()
-    return {int(r[0]): Decision(str(r[1]), dict(r[2] or {})) for r in rows}
+    fixes = [open_value("staging.quarantine.fix", r[2], r[3]) for r in rows]
+    return {int(r[0]): Decision(str(r[1]), dict(fix or {})) for r, fix in zip(rows, fixes, strict=True)}
 
 
 def standardize_part(

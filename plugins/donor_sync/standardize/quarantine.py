@@ -15,7 +15,7 @@ why; the details hold ids, field names and outcomes, never the values (PII).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from donor_sync.errors import DonorSyncError
+from donor_sync.privacy.crypto.fields import open_value
 from donor_sync.standardize.intake import INTAKE_FIELDS
 from donor_sync.standardize.pipeline import default_csv_formats, restandardize_record
 from donor_sync.standardize.projections import CsvFormatLike, all_projections
@@ -74,6 +75,17 @@ _COLUMNS = (
 )
 
 
+#: encrypted at rest (include/mappings/privacy/encryption.yaml)
+FIX_COLUMN = "staging.quarantine.fix"
+
+
+def _record(row: Sequence[Any]) -> QuarantinedRecord:
+    """Build a record from a row of ``_COLUMNS``, opening its encrypted fix."""
+    values = list(row)
+    values[11] = open_value(FIX_COLUMN, values[11], values[0])
+    return QuarantinedRecord(*values)
+
+
 def list_quarantined(
     conn: psycopg.Connection,
     *,
@@ -92,7 +104,7 @@ def list_quarantined(
         " ORDER BY quarantined_at DESC, quarantine_id DESC LIMIT %(limit)s",
         {"closed": include_closed, "source": source, "code": code, "limit": limit},
     ).fetchall()
-    return [QuarantinedRecord(*row) for row in rows]
+    return [_record(row) for row in rows]
 
 
 def get_quarantined(
@@ -108,7 +120,7 @@ def get_quarantined(
     ).fetchone()
     if row is None:
         raise QuarantineError(f"no quarantine row {quarantine_id}")
-    return QuarantinedRecord(*row)
+    return _record(row)
 
 
 def _open(conn: psycopg.Connection, quarantine_id: int) -> QuarantinedRecord:

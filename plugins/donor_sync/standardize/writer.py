@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg import sql
 
+from donor_sync.privacy.crypto.fields import seal_rows
 from donor_sync.standardize.columns import DONOR_TABLE_COLUMNS, GIFT_TABLE_COLUMNS, MINOR_UNITS
 
 DONORS_TMP = "__donor_sync__stage_donors"
@@ -277,14 +278,14 @@ def _cleanup(
             ).format(table=sql.SQL(table), disp=disp, temp=sql.Identifier(temp))
         )
     resolution, fix, note = staged_resolution
-    conn.execute(
+    closed = conn.execute(
         sql.SQL(
             "UPDATE staging.quarantine q SET released_at = now(), released_by = %(actor)s,"
             " resolution = CASE WHEN d.disposition = 'skipped' THEN 'superseded' ELSE %(resolution)s END,"
             " fix = CASE WHEN d.disposition = 'staged' AND %(resolution)s = 'fixed' THEN %(fix)s::jsonb END,"
             " note = CASE WHEN d.disposition = 'skipped' THEN 'skipped: ' || d.reason ELSE %(note)s END"
             " FROM {disp} d WHERE q.raw_record_id = d.raw_record_id AND q.released_at IS NULL"
-            " AND d.disposition <> 'quarantined'"
+            " AND d.disposition <> 'quarantined' RETURNING q.quarantine_id"
         ).format(disp=disp),
         {
             "actor": actor,
@@ -292,7 +293,9 @@ def _cleanup(
             "fix": json.dumps(dict(fix or {})),
             "note": note or "passes the rules when standardized again",
         },
-    )
+    ).fetchall()
+    if resolution == "fixed":  # the operator's values (PII) are encrypted at rest (encryption.yaml)
+        seal_rows(conn, "staging.quarantine", [r[0] for r in closed])
 
 
 def close_superseded(conn: psycopg.Connection, temp: str, actor: str) -> set[int]:

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from donor_sync.delivery.contracts import FailureClass, Operation, RecordResult
+from donor_sync.delivery.dlq import get_dead_letter
 from donor_sync.delivery.push import push_destination
 from donor_sync.delivery.push.claim import claim
 from donor_sync.delivery.push.context import PushContext
@@ -80,10 +81,12 @@ def test_a_failing_record_climbs_the_ladder_across_runs_then_dead_letters(db: ps
     row = outbox(db, outbox_id)
     assert row["state"] == "dead"
     letter = db.execute(
-        "SELECT error_class, error_code, remediation, attempts, status, payload ->> 'Donor_Sync_Id__c',"
+        "SELECT error_class, error_code, remediation, attempts, status, dead_letter_id,"
         " first_failed_at < last_failed_at, outbox_id FROM sync.dead_letters WHERE record_key = %s",
         (str(donor),),
     ).fetchall()
+    # The payload is encrypted at rest (encryption.yaml): read it through the DLQ store.
+    assert get_dead_letter(db, letter[0][5]).payload["Donor_Sync_Id__c"] == str(donor)
     assert letter == [
         (
             "transient",
@@ -91,7 +94,7 @@ def test_a_failing_record_climbs_the_ladder_across_runs_then_dead_letters(db: ps
             FailureClass.TRANSIENT.remediation,
             7,
             "open",
-            str(donor),
+            letter[0][5],
             True,
             outbox_id,
         )

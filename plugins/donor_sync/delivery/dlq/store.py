@@ -33,6 +33,7 @@ import psycopg
 
 from donor_sync.delivery.contracts import FailureClass
 from donor_sync.errors import DonorSyncError
+from donor_sync.privacy.crypto.fields import open_value, seal
 
 log = logging.getLogger(__name__)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -119,12 +120,24 @@ class SelectionReport:
         )
 
 
+#: encrypted at rest (include/mappings/privacy/encryption.yaml): sealed when written, opened when read
+_PAYLOAD = "sync.dead_letters.payload"
+_EDITED = "sync.dead_letters.edited_payload"
 _COLUMNS = (
     "dead_letter_id, outbox_id, destination, entity, record_key, donor_id, operation, payload,"
     " edited_payload,"
     " error_class, error_code, message, remediation, attempts, first_failed_at, last_failed_at, status,"
     " replay_outbox_id, resolved_by, resolved_at, note"
 )
+
+
+def _letter(row: Sequence[Any]) -> DeadLetter:
+    """Build a letter from a row of ``_COLUMNS``, opening its encrypted payloads (encryption.yaml)."""
+    letter_id = row[0]
+    values = list(row)
+    values[7] = open_value(_PAYLOAD, values[7], letter_id)
+    values[8] = open_value(_EDITED, values[8], letter_id)
+    return DeadLetter(*values)
 
 
 def _filters(
@@ -174,7 +187,7 @@ def list_dead_letters(
         " ORDER BY first_failed_at, dead_letter_id LIMIT %(limit)s",
         {**params, "limit": limit},
     ).fetchall()
-    return [DeadLetter(*row) for row in rows]
+    return [_letter(row) for row in rows]
 
 
 def count_dead_letters(
@@ -201,7 +214,7 @@ def get_dead_letter(conn: psycopg.Connection, dead_letter_id: int, *, for_update
     ).fetchone()
     if row is None:
         raise DeadLetterError(f"no dead letter {dead_letter_id}")
-    return DeadLetter(*row)
+    return _letter(row)
 
 
 def _audit(
@@ -497,7 +510,7 @@ def edit(
     conn.execute(
         "UPDATE sync.dead_letters SET edited_payload = %s::jsonb, note = COALESCE(%s, note)"
         " WHERE dead_letter_id = %s",
-        (json.dumps(normalized), note, dead_letter_id),
+        (json.dumps(seal(_EDITED, normalized, dead_letter_id)), note, dead_letter_id),
     )
     _audit(
         conn,

@@ -28,6 +28,7 @@ import psycopg
 
 from donor_sync.delivery.contracts import DeliveryError, FailureClass, Operation, RecordResult
 from donor_sync.delivery.push.context import PushContext
+from donor_sync.privacy.crypto.fields import seal_rows
 from donor_sync.resolve.destination_ids import DestinationId, attach_destination_ids
 from donor_sync.retry_ladder import delay_for_attempt
 
@@ -525,6 +526,8 @@ def _bury(conn: psycopg.Connection, ctx: PushContext, deaths: Sequence[tuple[Fai
             remediations,
         ),
     ).fetchall()
+    # The payload was copied from the outbox in SQL: seal it (encryption.yaml) before the commit.
+    seal_rows(conn, "sync.dead_letters", [r[0] for r in rows])
     _mark_failed_merges(conn, ctx, ids)
     log.info("%s: %d record(s) dead-lettered (outbox ids %s)", ctx.destination, len(rows), ids[:20])
     return len(rows)
