@@ -32,6 +32,7 @@ import psycopg
 from donor_sync.delivery.reconcile.records import RemoteReader, RemoteRecord
 from donor_sync.delivery.reconcile.settings import DestinationReconcile
 from donor_sync.delivery.reconcile.standardize import standardize_pulled
+from donor_sync.privacy.consent import pullback as consent_pullback
 from donor_sync.resolve.destination_ids import DestinationId, attach_destination_ids
 from donor_sync.resolve.donors import ResolveRules
 from donor_sync.resolve.match_store import refresh_match_keys
@@ -61,6 +62,8 @@ class PullReport:
     # (survivorship kept a source's value): the next push does not change them, so they are drift.
     drift: Counter[str] = field(default_factory=Counter)
     watermark: datetime | None = None
+    # consent pull-back counts (donor_sync.privacy.consent.pullback)
+    consent: dict[str, int] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, int]:
         """Counts for ``sync.run_metrics`` (stage ``reconcile``, scope = destination)."""
@@ -76,6 +79,7 @@ class PullReport:
             "drift_records": sum(self.drift.values()),
         }
         out.update({f"drift_{name}": count for name, count in self.drift.items()})
+        out.update(self.consent)
         return out
 
 
@@ -198,6 +202,7 @@ def pull_destination(
     since = _watermark(conn, destination, stream)
     window_start = since - timedelta(minutes=settings.overlap_minutes) if since else None
     report = PullReport(destination)
+    reader, consent = consent_pullback.tap(reader, destination)  # opt-outs and staff flags, applied below
     pulled = settings.pulled()
     touched: set[str] = set()
     newest = since
@@ -264,6 +269,8 @@ def pull_destination(
             [destination, stream, newest, timedelta(minutes=settings.overlap_minutes)],
         )
         report.watermark = newest
+    if consent is not None:
+        report.consent = consent.apply(conn, actor=actor, now=now)
     conn.execute(
         "INSERT INTO sync.audit_log (actor, action, object_type, object_id, details)"
         " VALUES (%s, 'crm.changes_pulled', 'destination', %s, %s)",
