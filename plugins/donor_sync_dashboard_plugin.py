@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from airflow.plugins_manager import AirflowPlugin
 
+from donor_sync.hooks.privacy_keys import install
 from donor_sync.web.dashboard.app import create_app
 from donor_sync.web.dashboard.auth import AirflowAuthenticator, CsrfTokens
 from donor_sync.web.staging_conninfo import CachedStagingConninfo
@@ -41,6 +42,7 @@ def _airflow_base_path() -> str:
     return urlsplit(conf.get("api", "base_url", fallback="") or "/").path or "/"
 
 
+install()  # dead-letter payloads are encrypted at rest: use the deployment's keys
 app = create_app(
     conninfo=CachedStagingConninfo(LOOKUP_TTL_S),
     auth=AirflowAuthenticator(),

@@ -12,55 +12,23 @@ request arrives, then kept for a short while.
 
 from __future__ import annotations
 
-import threading
-import time
-
 from airflow.plugins_manager import AirflowPlugin
 
-from donor_sync.privacy.keys import KeyRing, StaticKeys, default_key_source, key_source_from_document
+from donor_sync.hooks.privacy_keys import install
+from donor_sync.privacy.keys import default_key_source
 from donor_sync.web.preferences.app import create_app
 from donor_sync.web.preferences.config import load_preference_settings
 from donor_sync.web.staging_conninfo import CachedStagingConninfo
 
 #: How long a looked-up key ring or database address is reused before it is read again.
 LOOKUP_TTL_S = 30.0
-KEYS_CONNECTION = "privacy_keys"
 
 
-class AirflowConnectionKeys:
-    """Key rings from the ``privacy_keys`` Airflow connection's extra (a secrets backend serves it)."""
-
-    def __init__(self, ttl_s: float = LOOKUP_TTL_S) -> None:
-        self.ttl_s = ttl_s
-        self._cached: tuple[float, StaticKeys | None] | None = None
-        self._lock = threading.Lock()
-
-    def _source(self) -> StaticKeys | None:
-        with self._lock:
-            if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl_s:
-                return self._cached[1]
-        from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        try:
-            extra = BaseHook.get_connection(KEYS_CONNECTION).extra
-            found = key_source_from_document(extra, where=f"connection {KEYS_CONNECTION}") if extra else None
-        except AirflowNotFoundException:
-            found = None
-        with self._lock:
-            self._cached = (time.monotonic(), found)
-        return found
-
-    def ring(self, purpose: str) -> KeyRing | None:
-        """Return the connection's ring of ``purpose`` (``None`` when it has none)."""
-        source = self._source()
-        return None if source is None else source.ring(purpose)
-
-
+install()
 app = create_app(
     load_preference_settings(),
     conninfo=CachedStagingConninfo(LOOKUP_TTL_S),
-    keys=default_key_source(AirflowConnectionKeys()),
+    keys=default_key_source(),
 )
 
 

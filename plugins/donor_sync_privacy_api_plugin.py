@@ -11,10 +11,10 @@ key ring (``privacy_keys`` connection, then the environment) are looked up per r
 
 from __future__ import annotations
 
-from typing import Any
-
 from airflow.plugins_manager import AirflowPlugin
 
+from donor_sync.hooks.privacy_keys import install
+from donor_sync.privacy.keys import default_key_source
 from donor_sync.web.dashboard.auth import AirflowAuthenticator
 from donor_sync.web.privacy_api.app import PRIVACY_DAG_ID, create_app
 from donor_sync.web.staging_conninfo import CachedStagingConninfo
@@ -23,19 +23,11 @@ URL_PREFIX = "/donor-sync-privacy"
 LOOKUP_TTL_S = 30.0
 
 
-class _AirflowKeys:
-    """The key rings of the ``privacy_keys`` connection, else the environment and local file."""
-
-    def ring(self, purpose: str) -> Any:
-        from donor_sync.operators.privacy_tasks import privacy_keys
-
-        return privacy_keys().ring(purpose)
-
-
+install()
 app = create_app(
     conninfo=CachedStagingConninfo(LOOKUP_TTL_S),
     auth=AirflowAuthenticator(dag_id=PRIVACY_DAG_ID),
-    keys=_AirflowKeys(),
+    keys=default_key_source(),
 )
 
 

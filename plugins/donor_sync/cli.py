@@ -307,6 +307,24 @@ main.add_command(merges_group)
 from donor_sync.cli_dlq import dlq_group  # noqa: E402 - `donor-sync dlq`
 
 main.add_command(dlq_group)
+from donor_sync.cli_privacy_audit import audit_group, compliance_group  # noqa: E402 - `audit`, `compliance`
+
+main.add_command(audit_group)
+main.add_command(compliance_group)
+from donor_sync.cli_privacy_keys import keys_group  # noqa: E402 - `donor-sync keys`
+from donor_sync.cli_retention import retention_group  # noqa: E402 - `donor-sync retention`
+
+main.add_command(keys_group)
+main.add_command(retention_group)
+from donor_sync.cli_privacy_requests import privacy_group  # noqa: E402 - `privacy erase|export|requests`
+
+main.add_command(privacy_group)
+from donor_sync import cli_privacy_profiles  # noqa: E402 - `privacy profiles validate`, `privacy docs`
+
+cli_privacy_profiles.register(main)  # joins a `privacy` group registered above; keep it after them
+from donor_sync import cli_privacy_consent  # noqa: E402 - `privacy link`, `consent show|set`
+
+cli_privacy_consent.register(main)  # joins the `privacy` group too; keep it after the group's creation
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -135,6 +135,13 @@ SOURCE_FIELDS: Mapping[str, tuple[str, ...]] = {
         "is_deceased",
         "deceased_date",
         "do_not_contact",
+        # Compiled consent (core.consent_state and core.suppressions, issue 7): true when the
+        # donor opted out of marketing or fundraising on the channel (or on every channel), or
+        # an active do-not-contact, do-not-solicit (or, for email, complaint) suppression covers it.
+        "email_opt_out",
+        "phone_opt_out",
+        "sms_opt_out",
+        "mail_opt_out",
         "giving_currency",
         "gift_count",
         "lifetime_giving",

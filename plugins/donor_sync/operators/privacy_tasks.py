@@ -14,23 +14,16 @@ from airflow.sdk import task
 
 log = logging.getLogger(__name__)
 
-#: Airflow connection whose extra is the privacy keys document (a secrets backend serves it).
-KEYS_CONNECTION = "privacy_keys"
 ACTOR = "dag:privacy_requests"
 
 
 def privacy_keys() -> Any:
     """Return the key source: the ``privacy_keys`` connection first, then the environment and local file."""
-    from airflow.sdk import BaseHook
+    from donor_sync.hooks.privacy_keys import install
+    from donor_sync.privacy.keys import default_key_source
 
-    from donor_sync.privacy.keys import default_key_source, key_source_from_document
-
-    try:
-        extra = BaseHook.get_connection(KEYS_CONNECTION).extra
-    except Exception:  # no such connection: the environment or local file holds the rings
-        extra = None
-    first = [key_source_from_document(extra, where=f"connection {KEYS_CONNECTION} extra")] if extra else []
-    return default_key_source(*first)
+    install()
+    return default_key_source()
 
 
 def process_requests(sync_run_id: str, params: Mapping[str, Any]) -> dict[str, int]:

@@ -18,8 +18,9 @@ Sources, first that has the ring wins:
 1. :class:`StaticKeys` -- given in code (tests).
 2. :class:`EnvKeys` -- ``$DONOR_SYNC_PRIVACY_KEYS``: the JSON document
    ``{"<purpose>": <ring>, ...}``, or ``@/path/to/file.json``.
-3. Airflow: the operators read the ``privacy_keys`` connection (its extra is that JSON document;
-   a secrets backend serves it in production) and hand it to :func:`key_source_from_document`.
+3. Airflow: :mod:`donor_sync.hooks.privacy_keys` reads the ``privacy_keys`` connection (its extra
+   is that JSON document; a secrets backend serves it in production) and installs itself
+   (:func:`install_source`) ahead of the environment when the operators or plugins are imported.
 4. :class:`LocalKeyFile` -- ``.local/privacy_keys.json`` (mode 0600), created with random keys on
    first use so the demo and a developer's checkout work with no set-up. Never for production:
    set ``DONOR_SYNC_PRIVACY_KEYS`` or the connection there.
@@ -59,8 +60,10 @@ __all__ = [
     "LocalKeyFile",
     "StaticKeys",
     "default_key_source",
+    "install_source",
     "key_source_from_document",
     "new_key",
+    "uninstall_source",
 ]
 
 
@@ -276,14 +279,31 @@ class ChainedKeys:
         return found
 
 
+_installed: list[KeySource] = []
+
+
+def install_source(source: KeySource) -> None:
+    """Put ``source`` first in every default chain of this process (Airflow installs its connection).
+
+    Installing the same source object twice keeps one.
+    """
+    if not any(existing is source for existing in _installed):
+        _installed.insert(0, source)
+
+
+def uninstall_source(source: KeySource) -> None:
+    """Remove a source :func:`install_source` put in (tests)."""
+    _installed[:] = [existing for existing in _installed if existing is not source]
+
+
 def default_key_source(*first: KeySource, allow_local: bool | None = None) -> ChainedKeys:
-    """Return the default chain: ``first`` (e.g. the Airflow connection), the env var, the local file.
+    """Return the chain: ``first``, installed sources (Airflow connection), the env var, the local file.
 
     The local file is used unless ``allow_local`` is false or ``DONOR_SYNC_PRIVACY_KEYS_LOCAL=0``.
     """
     if allow_local is None:
         allow_local = os.environ.get("DONOR_SYNC_PRIVACY_KEYS_LOCAL", "1") != "0"
-    sources: list[KeySource] = [*first, EnvKeys()]
+    sources: list[KeySource] = [*first, *_installed, EnvKeys()]
     if allow_local:
         sources.append(LocalKeyFile())
     return ChainedKeys(*sources)

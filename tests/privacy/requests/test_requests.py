@@ -14,9 +14,17 @@ from click.testing import CliRunner
 from donor_sync.db import connect
 from donor_sync.privacy.requests.deadlines import check_deadlines, due_soon
 from donor_sync.privacy.requests.identifiers import InvalidIdentifierError, normalize
-from donor_sync.privacy.requests.process import LOCK_CLASS, NOT_WIRED, process_requests
+from donor_sync.privacy.requests.process import LOCK_CLASS, process_requests
 from donor_sync.privacy.requests.store import create_request, get_request, list_requests
-from tests.privacy.erasure.support import EMAIL, KEYS, NOW, PII, land_subject, standardize_and_resolve
+from tests.privacy.erasure.support import (
+    EMAIL,
+    KEYS,
+    NOW,
+    PII,
+    land_subject,
+    standardize_and_resolve,
+    subject_donor,
+)
 from tests.standardize.test_pipeline_support import sample
 
 RING = KEYS.ring("tombstone")
@@ -75,13 +83,69 @@ def test_a_donor_arriving_after_the_request_is_found_when_it_is_processed(
     assert not any(p in str(details[0]).lower() for p in PII)
 
 
-def test_an_export_of_nobody_is_rejected_and_consent_changes_need_wiring(db: psycopg.Connection) -> None:
+def test_an_export_or_consent_change_of_nobody_is_rejected(db: psycopg.Connection) -> None:
     export = _request(db, "export", "source_id", "stripe:cus_nobody")
     consent = _request(db, "consent_change", "phone", "+16175550100")
     report = process_requests(db, erasers=[], keys=KEYS, actor="test")
     assert report.outcomes == {export: "rejected", consent: "rejected"}
-    assert get_request(db, consent).error == NOT_WIRED
+    assert get_request(db, consent).error == "no donor matches the request"
     assert get_request(db, export).attempts == 1
+
+
+def test_a_consent_change_request_becomes_events_and_state_once(
+    db: psycopg.Connection, tmp_path: Path
+) -> None:
+    standardize_and_resolve(db, land_subject(db, tmp_path, sample(40)))
+    donor = subject_donor(db)
+    assert RING is not None
+    change = {
+        "changes": [
+            {"purpose": "marketing", "channel": "email", "status": "opt_out"},
+            {"purpose": "sharing", "channel": "all", "status": "opt_out"},
+        ],
+        "evidence": {"form_text": "Stop all marketing email", "form_version": "v3"},
+    }
+    bad = create_request(
+        db,
+        kind="consent_change",
+        identifiers=[normalize("email", EMAIL)],
+        ring=RING,
+        channel="api",
+        requested_by="api:test",
+        details={"changes": [{"purpose": "marketing", "channel": "pigeon", "status": "opt_out"}]},
+    )
+    good = create_request(
+        db,
+        kind="consent_change",
+        identifiers=[normalize("email", EMAIL)],
+        ring=RING,
+        channel="api",
+        requested_by="api:test",
+        details=change,
+    )
+    db.commit()
+    report = process_requests(db, erasers=[], keys=KEYS, actor="test")
+    assert report.outcomes == {str(bad.request_id): "rejected", str(good.request_id): "completed"}
+    assert "details.changes.0.channel" in (get_request(db, str(bad.request_id)).error or "")
+    rows = db.execute(
+        "SELECT purpose, channel, status, source, evidence->>'form_version' FROM core.consent_events"
+        " WHERE source = 'privacy_request' ORDER BY purpose"
+    ).fetchall()
+    assert rows == [
+        ("marketing", "email", "opt_out", "privacy_request", "v3"),
+        ("sharing", "all", "opt_out", "privacy_request", "v3"),
+    ]
+    state = db.execute(
+        "SELECT status FROM core.consent_state WHERE donor_id = %s AND purpose = 'marketing' AND channel = 'email'",
+        (donor,),
+    ).fetchone()
+    assert state == ("opt_out",)
+    # Processing the same request again (a retried run) records nothing new.
+    db.execute("UPDATE sync.privacy_requests SET status = 'received', completed_at = NULL")
+    db.commit()
+    process_requests(db, erasers=[], keys=KEYS, actor="test")
+    count = db.execute("SELECT count(*) FROM core.consent_events WHERE source = 'privacy_request'").fetchone()
+    assert count == (2,)
 
 
 def test_a_request_held_by_another_run_is_skipped(db_url: str, db: psycopg.Connection) -> None:

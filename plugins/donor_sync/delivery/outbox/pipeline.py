@@ -9,7 +9,7 @@ guard and only after it writes the outbox, the merges and the watermarks, in one
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -40,6 +40,7 @@ from donor_sync.delivery.outbox.source_rows import (
 from donor_sync.delivery.outbox.work_tables import create_work_tables, drop_work_tables
 from donor_sync.delivery.settings import DestinationSettings, load_delivery_settings
 from donor_sync.errors import ConfigError
+from donor_sync.privacy.gate import DestinationGate, load_gate
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class Prepared:
     merges: list[PlannedMerge]
     merges_cursor: datetime | None
     verdict: GuardVerdict
+    #: The privacy gate's counts (``gate_blocked_<reason>``, ``gate_fields_withheld``).
+    gate: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class QueueReport:
     approved_over_limit: bool = False
     written: int = 0
     withdrawn: int = 0
+    #: The privacy gate's counts (``gate_blocked_<reason>``, ``gate_fields_withheld``).
+    gate: dict[str, int] = field(default_factory=dict)
 
     @property
     def queued(self) -> int:
@@ -93,6 +98,7 @@ class QueueReport:
         totals["rows_read"] = sum(self.rows_read.values())
         totals["merges_listed"] = self.merges.listed
         totals["merges_superseded"] = self.merges.superseded
+        totals.update(self.gate)
         return totals
 
 
@@ -111,8 +117,16 @@ def prepare(
     renderer: Renderer,
     scope: Scope,
     settings: DestinationSettings,
+    *,
+    gate: DestinationGate | None = None,
 ) -> Prepared:
-    """Read, render and classify one destination's records into the work tables; write nothing else."""
+    """Read, render and classify one destination's records into the work tables; write nothing else.
+
+    Every batch passes the privacy gate (:mod:`donor_sync.privacy.gate`; default: the shipped
+    policy and profile) before rendering: a blocked row is not rendered, so the plan treats its
+    record like one that left core (pending work withdrawn, the mirror action).
+    """
+    gate = gate or load_gate(destination, renderer)
     objects = list(renderer.objects())
     kinds = _kinds(objects)
     create_work_tables(conn, objects)
@@ -125,7 +139,7 @@ def prepare(
             since = watermark_since(conn, destination, stream_of(kind))
         rows_read[kind], cursors[kind] = collect_keys(conn, kind, scope, since=since)
         for batch in read_rows(conn, kind):
-            stager.add(renderer.render(kind, batch))
+            stager.add(renderer.render(kind, gate.apply(conn, kind, batch).rows_allowed))
     classify(
         conn,
         destination,
@@ -137,7 +151,18 @@ def prepare(
     api_merges = 0 if settings.merges.method != "api" else sum(not m.same_record for m in merges)
     counts = add_merges(count_plan(conn), settings.merges.entity, api_merges)
     verdict = evaluate(destination, counts, landed_counts(conn, destination), settings.blast_radius)
-    return Prepared(destination, scope, settings, rows_read, cursors, counts, merges, merges_cursor, verdict)
+    return Prepared(
+        destination,
+        scope,
+        settings,
+        rows_read,
+        cursors,
+        counts,
+        merges,
+        merges_cursor,
+        verdict,
+        gate.metrics(),
+    )
 
 
 def queue_destination(
@@ -150,6 +175,7 @@ def queue_destination(
     approved: bool = False,
     actor: str = "donor-sync",
     settings: DestinationSettings | None = None,
+    gate: DestinationGate | None = None,
 ) -> QueueReport:
     """Queue every changed record of ``destination`` in the outbox, with its merges.
 
@@ -163,6 +189,7 @@ def queue_destination(
     :param approved: let a run over a blast-radius limit go ahead (audited).
     :param actor: who runs it, for the audit log (``dag:<dag_id>.<task_id>``, ``cli:<user>``).
     :param settings: the destination's settings (default: from include/mappings/delivery.yaml).
+    :param gate: the destination's privacy gate (default: include/mappings/privacy).
     :raises BlastRadiusExceeded: over a limit without approval (nothing written).
     """
     scope = scope or Scope.incremental()
@@ -171,7 +198,7 @@ def queue_destination(
         conn.execute(
             "SELECT pg_advisory_xact_lock(hashtext('donor_sync.outbox'), hashtext(%s))", (destination,)
         )
-        prepared = prepare(conn, destination, mapping, scope, settings)
+        prepared = prepare(conn, destination, mapping, scope, settings, gate=gate)
         enforce(conn, prepared.verdict, approved=approved, actor=actor, run_id=run_id)
         superseded = supersede_undone(conn, destination, actor=actor)
         written, withdrawn = apply_plan(conn, destination, run_id=run_id)
@@ -198,6 +225,7 @@ def queue_destination(
         approved_over_limit=prepared.verdict.exceeded,
         written=written,
         withdrawn=withdrawn,
+        gate=prepared.gate,
     )
     log.info(
         "outbox %s (%s): %s core rows read, %s queued, %s unchanged, %s withdrawn, merges %s api / %s listed",

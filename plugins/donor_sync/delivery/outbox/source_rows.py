@@ -13,8 +13,10 @@ batches through a server-side cursor, so memory stays flat whatever the base siz
 * incremental: rows whose own ``updated_at`` or what they read changed after the destination's
   watermark of the kind (``sync.watermarks``: source = destination, stream = ``outbox_<kind>``),
   re-reading the watermark's overlap: a donor's household link or household row, a gift's or
-  plan's owner (a merge decided or undone) or the owner's household link. A household link that
-  is deleted leaves no timestamp: the nightly full run picks it up.
+  plan's owner (a merge decided or undone) or the owner's household link, and the consent state
+  and suppressions of a donor or of a gift's or plan's owner (the privacy gate reads them). A
+  household link or consent state that is deleted, or a consent that expires, leaves no
+  timestamp: the nightly full run picks it up.
 
 Values keep their database types (uuids as text, numerics as Decimal, dates and datetimes).
 """
@@ -54,16 +56,48 @@ FROM core.donors d
 LEFT JOIN core.household_members hm ON hm.donor_id = d.donor_id
 LEFT JOIN core.households h ON h.household_id = hm.household_id
 """
-_DONOR_CHANGED = """
+# Donors whose consent state or suppressions changed since %(t)s (the privacy gate and the
+# compiled consent fields read them); a suppression of a merged-away donor counts for its survivor.
+_CONSENT_CHANGED = """
+    SELECT donor_id FROM core.consent_state WHERE updated_at > %(t)s
+    UNION SELECT coalesce(sd.merged_into, sd.donor_id) FROM core.suppressions s
+          JOIN core.donors sd ON sd.donor_id = s.donor_id
+          WHERE s.created_at > %(t)s OR s.lifted_at > %(t)s
+"""
+_DONOR_CHANGED = f"""
 WHERE d.donor_id IN (
     SELECT donor_id FROM core.donors WHERE updated_at > %(t)s
     UNION SELECT donor_id FROM core.household_members WHERE linked_at > %(t)s
     UNION SELECT m.donor_id FROM core.household_members m
-          JOIN core.households hh ON hh.household_id = m.household_id WHERE hh.updated_at > %(t)s)
+          JOIN core.households hh ON hh.household_id = m.household_id WHERE hh.updated_at > %(t)s
+    UNION {_CONSENT_CHANGED})
 """
 _DONOR_IDS = """
 WHERE d.donor_id = ANY(%(donors)s::uuid[]) OR d.donor_id = ANY(%(keys)s::uuid[])
 """
+# Compiled consent (issue 7). A merged-away donor's suppressions count for its survivor (its
+# consent events already do, through core.consent_state).
+_SUPPRESSED = """EXISTS (SELECT 1 FROM core.suppressions s
+    WHERE s.lifted_at IS NULL AND s.destination = '*'
+    AND s.donor_id IN (SELECT x.donor_id FROM core.donors x
+                       WHERE x.donor_id = d.donor_id OR x.merged_into = d.donor_id)
+    AND s.channel IN ({channels}) AND s.reason_code IN ({reasons}))"""
+_ANY_CHANNEL = "'email', 'sms', 'phone', 'mail', 'all'"
+# The latest live state of marketing or fundraising on the channel (or on every channel) is an opt-out.
+_OPTED_OUT = """EXISTS (SELECT 1 FROM core.consent_state cs WHERE cs.donor_id = d.donor_id
+    AND cs.purpose IN ('marketing', 'fundraising') AND cs.channel IN ('{channel}', 'all')
+    AND cs.status = 'opt_out' AND (cs.expires_at IS NULL OR cs.expires_at > now())
+    AND NOT EXISTS (SELECT 1 FROM core.consent_state c2 WHERE c2.donor_id = cs.donor_id
+        AND c2.purpose = cs.purpose AND c2.channel IN ('{channel}', 'all') AND c2.status <> 'opt_out'
+        AND c2.effective_at > cs.effective_at AND (c2.expires_at IS NULL OR c2.expires_at > now())))"""
+
+
+def _opt_out(channel: str) -> str:
+    reasons = "'do_not_contact', 'do_not_solicit'" + (", 'complained'" if channel == "email" else "")
+    suppressed = _SUPPRESSED.format(channels=f"'{channel}', 'all'", reasons=reasons)
+    return f"({_OPTED_OUT.format(channel=channel)} OR {suppressed})"
+
+
 _DONOR_SELECT = _select_list(
     "donor",
     "d",
@@ -72,6 +106,13 @@ _DONOR_SELECT = _select_list(
         "household_id": "hm.household_id::text",
         "household_name": "h.name",
         "household_role": "hm.role",
+        "is_deceased": "(d.is_deceased OR "
+        + _SUPPRESSED.format(channels=_ANY_CHANNEL, reasons="'deceased'")
+        + ")",
+        "do_not_contact": "(d.do_not_contact OR "
+        + _SUPPRESSED.format(channels="'all'", reasons="'do_not_contact'")
+        + ")",
+        **{f"{c}_opt_out": _opt_out(c) for c in ("email", "phone", "sms", "mail")},
     },
 )
 _DONOR_ROWS = f"""
@@ -130,9 +171,9 @@ ORDER BY k.key
 
 # -- gifts and recurring plans ---------------------------------------------------------------------
 
-# Donors whose gifts and plans changed owner (a merge decided or undone) or whose owner's
-# household link changed since %(t)s.
-_OWNER_CHANGED = """
+# Donors whose gifts and plans changed owner (a merge decided or undone), whose owner's
+# household link changed, or whose owner's consent or suppressions changed (the gate) since %(t)s.
+_OWNER_CHANGED = f"""
     SELECT md.merged_donor_id FROM core.merge_decisions md
     WHERE md.decided_at > %(t)s OR md.undone_at > %(t)s
     UNION SELECT unnest(md.repointed) FROM core.merge_decisions md
@@ -140,6 +181,8 @@ _OWNER_CHANGED = """
     UNION SELECT donor_id FROM core.household_members WHERE linked_at > %(t)s
     UNION SELECT dd.donor_id FROM core.donors dd
           JOIN core.household_members m ON m.donor_id = dd.merged_into WHERE m.linked_at > %(t)s
+    UNION {_CONSENT_CHANGED}
+    UNION SELECT dd.donor_id FROM core.donors dd WHERE dd.merged_into IN ({_CONSENT_CHANGED})
 """
 _OWNED_BY_IDS = """
     SELECT unnest(%(donors)s::uuid[])

@@ -4,8 +4,8 @@ A request is claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` and then held, a
 commits its steps make, by a session advisory lock on its id: two runs (two DAG runs, the CLI and
 the DAG) never process the same request, and a run skips a request another one holds. States:
 ``received`` → ``in_progress`` → ``completed``, or ``failed`` (a system refused; the next run
-retries), or ``rejected`` (cannot be carried out: an export of nobody, a consent change while
-consent changes are not wired). Every attempt counts in ``attempts``.
+retries), or ``rejected`` (cannot be carried out: an export or consent change of nobody, a consent
+change whose details are invalid). Every attempt counts in ``attempts``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ LOCK_CLASS = 0x0D5_7E5
 
 #: Records a consent change: ``(conn, donor_id, details, actor)``; details name purpose, channel, status.
 ConsentRecorder = Callable[[psycopg.Connection, UUID, dict[str, Any], str], None]
-NOT_WIRED = "consent changes: not wired"
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,8 @@ def process_requests(
     :param erasers: one per destination (``donor_sync.hooks.privacy_erasers.erasers_for()`` in Airflow).
     :param keys: the key source (default: :func:`~donor_sync.privacy.keys.default_key_source`).
     :param export_dir: where exports are written (default ``.local/exports``).
-    :param consent_recorder: records consent changes; without one they are rejected (``NOT_WIRED``).
+    :param consent_recorder: records consent changes (default: as consent events, source
+        ``privacy_request``: :func:`donor_sync.privacy.consent.requests.record_request_change`).
     """
     source = keys if keys is not None else default_key_source()
     ids = [UUID(str(i)) for i in request_ids] if request_ids else None
@@ -223,11 +223,17 @@ def _carry_out(
         conn.commit()
         return "completed", None
     # consent_change
-    if consent_recorder is None:
-        return "rejected", NOT_WIRED
     if donor is None:
         return "rejected", "no donor matches the request"
-    consent_recorder(conn, donor, claimed.details, actor)
+    if consent_recorder is None:
+        from donor_sync.privacy.consent.requests import InvalidConsentChange, record_request_change
+
+        try:
+            record_request_change(conn, donor, claimed.details, actor, request_id=rid)
+        except InvalidConsentChange as exc:
+            return "rejected", str(exc)
+    else:
+        consent_recorder(conn, donor, claimed.details, actor)
     audit.record(
         conn,
         actor=actor,
