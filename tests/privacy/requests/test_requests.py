@@ -136,7 +136,8 @@ def test_a_consent_change_request_becomes_events_and_state_once(
         ("sharing", "all", "opt_out", "privacy_request", "v3"),
     ]
     state = db.execute(
-        "SELECT status FROM core.consent_state WHERE donor_id = %s AND purpose = 'marketing' AND channel = 'email'",
+        "SELECT status FROM core.consent_state"
+        " WHERE donor_id = %s AND purpose = 'marketing' AND channel = 'email'",
         (donor,),
     ).fetchone()
     assert state == ("opt_out",)
