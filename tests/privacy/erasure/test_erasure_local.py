@@ -247,3 +247,73 @@ def test_reimported_records_do_not_bring_the_donor_back(world: psycopg.Connectio
     assert jacob is not None
     assert donor in staged
     assert staged <= {donor, jacob[0]}
+
+
+def test_encrypted_dead_letters_naming_the_donor_are_emptied(world: psycopg.Connection) -> None:
+    """Dead-letter payloads are ciphertext at rest: SQL cannot search them, the purge opens them."""
+    from donor_sync.delivery.dlq.store import get_dead_letter
+    from donor_sync.privacy.crypto.fields import seal
+
+    db = world
+    other = db.execute(
+        "SELECT donor_id FROM core.donors WHERE donor_id <> %s AND erased_at IS NULL LIMIT 1",
+        (subject_donor(db),),
+    ).fetchone()
+    assert other is not None
+    letters = []
+    for status in ("open", "edited"):
+        row = db.execute(
+            "INSERT INTO sync.dead_letters (destination, entity, record_key, donor_id, operation, payload,"
+            " payload_sha256, error_class, remediation, attempts, first_failed_at, last_failed_at)"
+            " VALUES ('hubspot', 'contact', %s, %s, 'upsert', '{}', core.jsonb_sha256('{}'), 'validation',"
+            " 'fix it', 1, now(), now()) RETURNING dead_letter_id",
+            (f"shared-{status}", other[0]),
+        ).fetchone()
+        assert row is not None
+        payload = {"email": EMAIL, "note": "a household address book entry"}
+        db.execute(
+            "UPDATE sync.dead_letters SET payload = %s, edited_payload = %s, status = %s,"
+            " resolved_at = CASE WHEN %s = 'open' THEN NULL ELSE now() END,"
+            " resolved_by = CASE WHEN %s = 'open' THEN NULL ELSE 'test' END WHERE dead_letter_id = %s",
+            (
+                json.dumps(seal("sync.dead_letters.payload", payload, row[0])),
+                json.dumps(seal("sync.dead_letters.edited_payload", payload, row[0]))
+                if status == "edited"
+                else None,
+                status,
+                status,
+                status,
+                row[0],
+            ),
+        )
+        letters.append(row[0])
+    unrelated = db.execute(
+        "INSERT INTO sync.dead_letters (destination, entity, record_key, donor_id, operation, payload,"
+        " payload_sha256, error_class, remediation, attempts, first_failed_at, last_failed_at)"
+        " VALUES ('hubspot', 'contact', 'unrelated', %s, 'upsert', '{}', core.jsonb_sha256('{}'),"
+        " 'validation', 'fix it', 1, now(), now()) RETURNING dead_letter_id",
+        (other[0],),
+    ).fetchone()
+    assert unrelated is not None
+    db.execute(
+        "UPDATE sync.dead_letters SET payload = %s WHERE dead_letter_id = %s",
+        (
+            json.dumps(seal("sync.dead_letters.payload", {"email": "someone@example.net"}, unrelated[0])),
+            unrelated[0],
+        ),
+    )
+    db.commit()
+    stored = db.execute(
+        "SELECT payload::text, edited_payload::text FROM sync.dead_letters WHERE dead_letter_id = ANY(%s)",
+        (letters,),
+    ).fetchall()
+    assert EMAIL not in str(stored)  # ciphertext at rest
+
+    rid = _erase(db, [FakeEraser("salesforce"), FakeEraser("hubspot")])
+
+    assert get_request(db, rid).status == "completed"
+    for letter_id in letters:
+        letter = get_dead_letter(db, letter_id)
+        assert EMAIL not in json.dumps(letter.payload)
+        assert EMAIL not in json.dumps(letter.edited_payload)
+    assert get_dead_letter(db, unrelated[0]).payload == {"email": "someone@example.net"}

@@ -282,6 +282,35 @@ def _households(conn: psycopg.Connection, ids: list[str]) -> int:
     return len(set(households))
 
 
+def _sealed_dead_letters(conn: psycopg.Connection, ids: list[str], values: Sequence[str]) -> list[int]:
+    """Return ids of other donors' dead letters whose encrypted payloads hold one of ``values``.
+
+    Payloads are encrypted at rest (include/mappings/privacy/encryption.yaml), so SQL cannot search
+    them: letters not already found by donor id are opened here, one by one (dead letters are few).
+    """
+    from donor_sync.privacy.crypto.cipher import is_encrypted
+    from donor_sync.privacy.crypto.fields import open_value
+
+    needles = [v.lower() for v in values if len(v) >= 5]
+    if not needles:
+        return []
+    found: list[int] = []
+    rows = conn.execute(
+        "SELECT dead_letter_id, payload, edited_payload FROM sync.dead_letters"
+        " WHERE NOT (donor_id = ANY(%s::uuid[])) OR donor_id IS NULL",
+        (ids,),
+    ).fetchall()
+    for letter_id, payload, edited in rows:
+        texts = []
+        for column, value in (("payload", payload), ("edited_payload", edited)):
+            if value is not None and is_encrypted(value):
+                opened = open_value(f"sync.dead_letters.{column}", value, letter_id)
+                texts.append(json.dumps(opened, default=str, ensure_ascii=False).lower())
+        if any(needle in text for text in texts for needle in needles):
+            found.append(int(letter_id))
+    return found
+
+
 def purge_local(
     conn: psycopg.Connection, facts: SubjectFacts, request_id: UUID, *, now: datetime
 ) -> dict[str, int]:
@@ -375,13 +404,21 @@ def purge_local(
     ).rowcount
     counts["sync_dead_letters"] = conn.execute(
         "UPDATE sync.dead_letters SET payload = '{}'::jsonb, payload_sha256 = core.jsonb_sha256('{}'::jsonb),"
-        " edited_payload = NULL, message = NULL, note = NULL,"
+        # an edited letter must keep an edited payload (CHECK): an empty one
+        " edited_payload = CASE WHEN status = 'edited' THEN '{}'::jsonb END, message = NULL, note = NULL,"
         " status = CASE WHEN status = 'open' THEN 'discarded' ELSE status END,"
         " resolved_by = coalesce(resolved_by, %(actor)s), resolved_at = coalesce(resolved_at, %(now)s)"
-        " WHERE (donor_id = ANY(%(ids)s::uuid[]) OR (cardinality(%(p)s::text[]) > 0 AND"
+        " WHERE (donor_id = ANY(%(ids)s::uuid[]) OR dead_letter_id = ANY(%(sealed)s::bigint[])"
+        "        OR (cardinality(%(p)s::text[]) > 0 AND"
         "        (payload::text ILIKE ANY(%(p)s) OR edited_payload::text ILIKE ANY(%(p)s))))"
-        " AND (payload <> '{}'::jsonb OR edited_payload IS NOT NULL OR status = 'open')",
-        {"ids": ids, "p": text_patterns, "actor": actor, "now": now},
+        " AND (payload <> '{}'::jsonb OR coalesce(edited_payload <> '{}'::jsonb, false) OR status = 'open')",
+        {
+            "ids": ids,
+            "p": text_patterns,
+            "actor": actor,
+            "now": now,
+            "sealed": _sealed_dead_letters(conn, ids, [*facts.emails, *facts.phones, *facts.names]),
+        },
     ).rowcount
     counts["sync_destination_state"] = conn.execute(
         "UPDATE sync.destination_state SET remote_deleted_at = %(now)s"
