@@ -24,6 +24,7 @@ import psycopg
 
 from donor_sync.errors import DonorSyncError
 from donor_sync.identity import comparison_levels, prepare
+from donor_sync.privacy.consent.state import refresh_consent_state
 from donor_sync.resolve import match_store
 from donor_sync.resolve.donors import ResolveRules
 from donor_sync.resolve.survivorship import recompute_golden
@@ -286,6 +287,8 @@ def merge_donors(
     )
     recompute_golden(conn, [survivor], rules.survivorship)
     match_store.refresh_match_keys(conn, [survivor, merged], rules.dedup, nicknames=rules.nicknames)
+    # The survivor's consent now derives from both donors' events (most restrictive wins).
+    refresh_consent_state(conn, [survivor, merged], actor=actor, now=now)
     _audit(
         conn,
         actor=actor,

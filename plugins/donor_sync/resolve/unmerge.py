@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from donor_sync.errors import DonorSyncError
+from donor_sync.privacy.consent.state import refresh_consent_state
 from donor_sync.resolve import match_store
 from donor_sync.resolve.donors import ResolveRules
 from donor_sync.resolve.survivorship import recompute_golden
@@ -170,4 +171,7 @@ def unmerge(
             ),
         ),
     )
+    # Each donor's consent derives from its own events again.
+    revived = [d for d in (survivor, merged, new_donor) if d]
+    refresh_consent_state(conn, [str(d) for d in revived], actor=actor, now=now)
     return UnmergeResult(decision_id, undo_id, survivor, merged, new_donor, len(closed))
