@@ -16,7 +16,11 @@ the outbox, which repairs drift and mirrors removals at the next push) → `refi
 some are new; `donor-sync review refit` by hand) → `retention_purge` (the policies in
 include/mappings/privacy/retention.yaml: raw payloads, webhook bodies, CSV rows, closed quarantine,
 resolved dead letters, lapsed donors' PII, push log; each purge counted and audited;
-`donor-sync retention run --dry-run` shows what is due) → `close_run`. The scorecard stage is
+`donor-sync retention run --dry-run` shows what is due) → `expire_consent` (donors whose deciding
+consent event expired get their state recomputed, audited) → `anchor_audit_log` (the audit log's
+hash chain verified, its head anchored and the anchor printed to the task log: docs/audit.md) →
+`close_run`. Consent opt-outs and do-not-contact flags staff set in a CRM come back during
+reconcile as consent events and suppressions (docs/consent.md). The scorecard stage is
 wired in between as it lands.
 
 **Alerts.** Task failures after the retry ladder and a run not done by 06:00 UTC (four hours after
@@ -31,6 +35,7 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.privacy_tasks import anchor_audit_log_task, expire_consent_task
 from donor_sync.operators.reconcile_tasks import CRM_POOLS, reconcile_task
 from donor_sync.operators.resolve_tasks import refit_match_weights_task
 from donor_sync.operators.retention_tasks import retention_purge_task
@@ -54,4 +59,4 @@ with DAG(
     refit = refit_match_weights_task(sync_run)
     for destination, pool in CRM_POOLS.items():
         reconcile_task.override(task_id=f"reconcile_{destination}", pool=pool)(sync_run, destination) >> refit
-    close_run_task(retention_purge_task(refit))
+    close_run_task(anchor_audit_log_task(expire_consent_task(retention_purge_task(refit))))

@@ -75,3 +75,45 @@ def check_deadlines_task(sync_run_id: str) -> str:
     """Airflow task: the 30-day deadline alerts (due within 7 days or overdue; once a day each)."""
     log.info("deadline alerts sent for %s request(s)", check_deadlines())
     return sync_run_id
+
+
+@task(task_id="expire_consent", pool="staging_db", execution_timeout=timedelta(minutes=30))
+def expire_consent_task(sync_run_id: str) -> str:
+    """Airflow task: recompute the consent of donors whose deciding event has expired (audited)."""
+    from uuid import UUID
+
+    from donor_sync.db import connect
+    from donor_sync.hooks.staging_db import StagingDbHook
+    from donor_sync.observability import runs
+    from donor_sync.privacy.consent.state import refresh_expired
+
+    with connect(StagingDbHook().conninfo()) as conn:
+        actor = "dag:donors_nightly.expire_consent"
+        refreshed = refresh_expired(conn, actor=actor, run_id=UUID(sync_run_id))
+        changed = len(refreshed.changed_donors)
+        runs.record_metric(conn, UUID(sync_run_id), stage="consent", metric="donors_expired", value=changed)
+        conn.commit()
+    log.info("consent: %s donor(s) changed by expiry", len(refreshed.changed_donors))
+    return sync_run_id
+
+
+@task(task_id="anchor_audit_log", execution_timeout=timedelta(minutes=30))
+def anchor_audit_log_task(sync_run_id: str) -> str:
+    """Airflow task: verify the audit chain since the last anchor, then anchor its head.
+
+    The anchor token is written to this task's log, a copy outside the staging database, so a
+    rewrite of the whole chain (and of the anchors table) is still detectable (docs/audit.md).
+    A broken chain fails the task: the data team hears of it from the failure alert.
+    """
+    from donor_sync.db import connect
+    from donor_sync.hooks.staging_db import StagingDbHook
+    from donor_sync.privacy.audit_chain import anchor_head, verify_chain
+
+    with connect(StagingDbHook().conninfo()) as conn:
+        report = verify_chain(conn)
+        if not report.ok:
+            raise RuntimeError(f"the audit log's hash chain is broken: {report.summary()}")
+        anchor = anchor_head(conn, "dag:donors_nightly.anchor_audit_log")
+        conn.commit()
+    log.info("audit chain verified (%s rows); anchor %s", report.rows_checked, anchor.token)
+    return sync_run_id
