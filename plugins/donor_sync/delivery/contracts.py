@@ -142,6 +142,19 @@ SOURCE_FIELDS: Mapping[str, tuple[str, ...]] = {
         "phone_opt_out",
         "sms_opt_out",
         "mail_opt_out",
+        # Email consent per purpose (core.consent_state, channel email; for HubSpot subscription
+        # statuses): opt_in, soft_opt_in, opt_out; `suppressed` = an opt-in an active email
+        # suppression (deceased, do_not_contact, do_not_solicit, complained) overrides; `lapsed` =
+        # the donor made a choice once but none holds now (expired); null = never chose. The basis
+        # is the deciding event's lawful basis (default by status: consent / legitimate_interests).
+        "consent_marketing_email_status",
+        "consent_marketing_email_basis",
+        "consent_fundraising_email_status",
+        "consent_fundraising_email_basis",
+        "consent_profiling_email_status",
+        "consent_profiling_email_basis",
+        "consent_sharing_email_status",
+        "consent_sharing_email_basis",
         "giving_currency",
         "gift_count",
         "lifetime_giving",

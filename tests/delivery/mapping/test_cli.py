@@ -92,6 +92,7 @@ def test_objects_lists_push_order(cli: CliRunner) -> None:
         "contact",
         "deal",
         "deal_contact_association",
+        "subscription_statuses",
     ]
     unknown = cli.invoke(main, ["mapping", "objects", "mailchimp"])
     assert unknown.exit_code == 1

@@ -242,7 +242,10 @@ def test_salesforce_metadata_problems_name_file_line_and_field(
 
 def test_hubspot_key_must_be_a_unique_property(tmp_path: Path, hubspot_fetch: Fetch) -> None:
     mapping, path, line = _shipped_with(
-        "hubspot", "external_id: donor_sync_id", "external_id: jobtitle", tmp_path
+        "hubspot",
+        "external_id: donor_sync_id\n    mode: upsert\n    priority: 100",
+        "external_id: jobtitle\n    mode: upsert\n    priority: 100",
+        tmp_path,
     )
     (problem,) = check_against_describe(mapping, _lookup("hubspot", hubspot_fetch))
     assert str(problem) == (
@@ -253,7 +256,10 @@ def test_hubspot_key_must_be_a_unique_property(tmp_path: Path, hubspot_fetch: Fe
 
 def test_a_metadata_fetch_failure_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     mapping, _, _ = _shipped_with(
-        "hubspot", "external_id: donor_sync_id", "external_id: donor_sync_id", tmp_path
+        "hubspot",
+        "external_id: donor_sync_id\n    mode: upsert\n    priority: 100",
+        "external_id: donor_sync_id\n    mode: upsert\n    priority: 100",
+        tmp_path,
     )
 
     def failing(name: str) -> DescribedObject | None:

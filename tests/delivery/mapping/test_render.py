@@ -267,14 +267,38 @@ def test_push_order_puts_parents_first(salesforce: DestinationMapping, hubspot: 
     assert opportunity.key_field == "gift_key"
     assert opportunity.external_id_field == "Donor_Sync_Id__c"
     assert opportunity.depends_on == ("contact", "household_account", "recurring_donation")
-    assert [o.entity for o in push_order(hubspot)] == ["contact", "deal", "deal_contact_association"]
+    assert [o.entity for o in push_order(hubspot)] == [
+        "contact",
+        "deal",
+        "deal_contact_association",
+        "subscription_statuses",
+    ]
 
 
 # -- HubSpot ---------------------------------------------------------------------------------------
 
 
 def test_hubspot_contact_deal_and_association(hubspot: DestinationMapping) -> None:
-    (contact,) = render(hubspot, "donor", [donor()])
+    contact, statuses = render(
+        hubspot,
+        "donor",
+        [
+            donor(
+                consent_marketing_email_status="opt_in",
+                consent_marketing_email_basis="consent",
+                consent_fundraising_email_status="opt_out",
+            )
+        ],
+    )
+    assert statuses.entity == "subscription_statuses"
+    assert statuses.depends_on == (RecordRef("contact", DONOR),)
+    assert {k: v for k, v in statuses.payload.items() if k.endswith(("statusState", "legalBasis"))} == {
+        "1001:statusState": "SUBSCRIBED",
+        "1001:legalBasis": "CONSENT_WITH_NOTICE",
+        "1002:statusState": "UNSUBSCRIBED",
+        "1003:statusState": "SUBSCRIBED",
+        "1003:legalBasis": "CONSENT_WITH_NOTICE",
+    }
     assert contact.entity == "contact"
     assert contact.record_key == DONOR
     assert dict(contact.payload) == {

@@ -173,6 +173,11 @@ def normalize(destination: str, object_name: str, doc: Mapping[str, Any]) -> Des
     return normalize_salesforce(doc)
 
 
+#: Objects that are not CRM objects and have no property metadata to check against, per
+#: destination: HubSpot's communication subscription statuses (their checks are
+#: :func:`donor_sync.delivery.connectors.hubspot.subscriptions_write.check_mapping`).
+UNDESCRIBED_OBJECTS: Mapping[str, frozenset[str]] = {HUBSPOT: frozenset({"communication_preferences"})}
+
 #: Returns an object's described metadata, None when the destination has no such object.
 DescribeLookup = Callable[[str], DescribedObject | None]
 
@@ -231,7 +236,8 @@ class _Checker:
 
     def problems(self) -> Iterator[tuple[Loc, str]]:
         for i, obj in enumerate(self.mapping.objects):
-            if obj.association is None and obj.object is not None:
+            undescribed = UNDESCRIBED_OBJECTS.get(self.mapping.destination, frozenset())
+            if obj.association is None and obj.object is not None and obj.object not in undescribed:
                 yield from self.object(("objects", i), obj)
 
     def object(self, base: Loc, obj: ObjectMapping) -> Iterator[tuple[Loc, str]]:

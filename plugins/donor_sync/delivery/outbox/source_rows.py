@@ -98,6 +98,41 @@ def _opt_out(channel: str) -> str:
     return f"({_OPTED_OUT.format(channel=channel)} OR {suppressed})"
 
 
+# Email consent per purpose (HubSpot subscription statuses): the live email row of each purpose
+# (ec), whether the donor ever chose on email (eh: `lapsed` when no choice holds now), and whether
+# a suppression stops email (eb: an opt-in is then `suppressed`).
+_EMAIL_PURPOSES = ("marketing", "fundraising", "profiling", "sharing")
+_BASIS = (
+    "coalesce(cs.lawful_basis, CASE cs.status WHEN 'opt_in' THEN 'consent'"
+    " WHEN 'soft_opt_in' THEN 'legitimate_interests' END)"
+)
+_EMAIL_CONSENT_JOINS = (
+    "LEFT JOIN LATERAL (SELECT "
+    + ", ".join(
+        f"max(cs.status::text) FILTER (WHERE cs.purpose = '{p}') AS {p}_status, "
+        f"max({_BASIS}) FILTER (WHERE cs.purpose = '{p}') AS {p}_basis"
+        for p in _EMAIL_PURPOSES
+    )
+    + """ FROM core.consent_state cs WHERE cs.donor_id = d.donor_id AND cs.channel = 'email'
+    AND (cs.expires_at IS NULL OR cs.expires_at > now())) ec ON true
+LEFT JOIN LATERAL (SELECT array_agg(DISTINCT e.purpose::text) AS purposes FROM core.consent_events e
+    WHERE e.channel IN ('email', 'all') AND e.donor_id IN (SELECT x.donor_id FROM core.donors x
+          WHERE x.donor_id = d.donor_id OR x.merged_into = d.donor_id)) eh ON true
+LEFT JOIN LATERAL (SELECT (d.is_deceased OR d.do_not_contact OR """
+    + _SUPPRESSED.format(
+        channels="'email', 'all'", reasons="'deceased', 'do_not_contact', 'do_not_solicit', 'complained'"
+    )
+    + ") AS blocked) eb ON true"
+)
+
+
+def _email_status(purpose: str) -> str:
+    return (
+        f"CASE WHEN ec.{purpose}_status IN ('opt_in', 'soft_opt_in') AND eb.blocked THEN 'suppressed'"
+        f" ELSE coalesce(ec.{purpose}_status, CASE WHEN '{purpose}' = ANY(eh.purposes) THEN 'lapsed' END) END"
+    )
+
+
 _DONOR_SELECT = _select_list(
     "donor",
     "d",
@@ -113,6 +148,8 @@ _DONOR_SELECT = _select_list(
         + _SUPPRESSED.format(channels="'all'", reasons="'do_not_contact'")
         + ")",
         **{f"{c}_opt_out": _opt_out(c) for c in ("email", "phone", "sms", "mail")},
+        **{f"consent_{p}_email_status": _email_status(p) for p in _EMAIL_PURPOSES},
+        **{f"consent_{p}_email_basis": f"ec.{p}_basis" for p in _EMAIL_PURPOSES},
     },
 )
 _DONOR_ROWS = f"""
@@ -121,6 +158,7 @@ FROM {KEYS_TABLE} k
 JOIN core.donors d ON d.donor_id = k.key::uuid
 LEFT JOIN core.household_members hm ON hm.donor_id = d.donor_id
 LEFT JOIN core.households h ON h.household_id = hm.household_id
+{_EMAIL_CONSENT_JOINS}
 WHERE k.kind = 'donor' AND k.live
 ORDER BY k.key
 """

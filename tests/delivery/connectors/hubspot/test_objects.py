@@ -21,7 +21,12 @@ from tests.delivery.connectors.hubspot.conftest import Admin, contact, deal
 def test_the_connector_satisfies_the_protocol(connector: HubSpotConnector) -> None:
     assert isinstance(connector, Connector)
     assert connector.destination == "hubspot"
-    assert list(connector.entity_order()) == ["contact", "deal", "deal_contact_association"]
+    assert list(connector.entity_order()) == [
+        "contact",
+        "deal",
+        "deal_contact_association",
+        "subscription_statuses",
+    ]
     assert connector.batch_size("contact", Operation.UPSERT, 5000) == 100
     assert connector.batch_size("deal_contact_association", Operation.UPSERT, 5000) == 100
 

@@ -1,7 +1,8 @@
 """The HubSpot destination as the push engine drives it (:class:`contracts.Connector`).
 
-Entities: ``contact`` and ``deal`` (CRM objects upserted on a unique property) and
-``deal_contact_association`` (a v4 association between a deal and its donor's contact).
+Entities: ``contact`` and ``deal`` (CRM objects upserted on a unique property),
+``deal_contact_association`` (a v4 association between a deal and its donor's contact) and
+``subscription_statuses`` (a donor's communication-subscription statuses, :mod:`.subscriptions_write`).
 Operations: upsert, create (create once), update (by remote id), archive/delete, merge.
 """
 
@@ -14,7 +15,14 @@ from typing import Any
 
 import tenacity
 
-from donor_sync.delivery.connectors.hubspot import associations, merge, objects, properties, search
+from donor_sync.delivery.connectors.hubspot import (
+    associations,
+    merge,
+    objects,
+    properties,
+    search,
+    subscriptions_write,
+)
 from donor_sync.delivery.connectors.hubspot.auth import StaticToken, TokenSource
 from donor_sync.delivery.connectors.hubspot.client import (
     DEFAULT_INTERVAL_MAX,
@@ -40,6 +48,8 @@ from donor_sync.delivery.contracts import (
 log = logging.getLogger(__name__)
 
 ENTITY_ORDER = ("contact", "deal", "deal_contact_association")
+#: Entities written through other APIs than the CRM objects' (after the contacts they belong to).
+STATUS_ENTITIES = (subscriptions_write.ENTITY,)
 
 
 def build_client(
@@ -96,7 +106,7 @@ class HubSpotConnector:
     def entity_order(self) -> Sequence[str]:
         """Contacts first, then deals, then the associations that need both."""
         extra = [e for e in self._objects if e not in ENTITY_ORDER]
-        return [*ENTITY_ORDER[:2], *extra, *ENTITY_ORDER[2:]]
+        return [*ENTITY_ORDER[:2], *extra, *ENTITY_ORDER[2:], *STATUS_ENTITIES]
 
     def batch_size(self, entity: str, operation: Operation, pending: int) -> int:
         """Return HubSpot's batch cap (100, or the connection's lower setting) for every entity.
@@ -117,7 +127,12 @@ class HubSpotConnector:
         if not records:
             return []
         self._known(entity)
-        if entity in self._associations:
+        if entity == subscriptions_write.ENTITY:
+            if operation in (Operation.UPSERT, Operation.UPDATE, Operation.CREATE):
+                results = subscriptions_write.write_statuses(self.client, records)
+            else:
+                results = self._unsupported(entity, operation, records)
+        elif entity in self._associations:
             spec = self._associations[entity]
             if operation in (Operation.ARCHIVE, Operation.DELETE):
                 results = associations.unlink(self.client, spec, self._objects, records)
@@ -193,7 +208,7 @@ class HubSpotConnector:
 
     # -- internals -------------------------------------------------------------------------------
     def _known(self, entity: str) -> None:
-        if entity not in self._objects and entity not in self._associations:
+        if entity not in self._objects and entity not in self._associations and entity not in STATUS_ENTITIES:
             raise ValueError(
                 f"HubSpot connector has no entity {entity!r} (known: {', '.join(self.entity_order())})"
             )
