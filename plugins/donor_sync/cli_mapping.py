@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -103,14 +103,30 @@ def validate_command(
                     refresh=refresh,
                 )
                 problems += check_against_describe(mapping, lookup)
+    problems += _subscription_problems(valid)
     for problem in problems:
         click.echo(str(problem))
     if problems:
-        files_with = len({p.file for p in problems})
+        files_with = len({getattr(p, "file", str(p).split(":", 1)[0]) for p in problems})
         click.echo(f"{len(problems)} problem(s) in {files_with} of {len(files)} mapping file(s)")
         sys.exit(1)
     against = " and against the destination metadata" if describe else ""
     click.echo(f"{len(files)} mapping file(s) valid{against}")
+
+
+def _subscription_problems(mappings: list[Any]) -> list[Any]:
+    """HubSpot subscription statuses must agree with the subscription types consent pull-back reads."""
+    found: list[Any] = []
+    for mapping in mappings:
+        if mapping.destination != "hubspot":
+            continue
+        from donor_sync.delivery.connectors.hubspot.subscriptions_write import check_mapping
+        from donor_sync.privacy.consent.pullback import default_path, load_pullback_settings
+
+        hubspot = load_pullback_settings().destinations.get("hubspot")
+        subscriptions = hubspot.subscriptions if hubspot is not None else {}
+        found += check_mapping(mapping, subscriptions, pullback_path=default_path())
+    return found
 
 
 @mapping_group.command("objects")
