@@ -144,6 +144,37 @@ class ScreenResult:
     blocked: int = 0
     skipped_records: int = 0
     gifts_blanked: int = 0
+    raw_records_stubbed: int = 0
+
+
+#: An email address anywhere in a payload's JSON text (lower-cased before hashing).
+_EMAIL_IN_TEXT = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+
+
+def _screen_raw_records(conn: psycopg.Connection, ring: KeyRing, batch_ids: Sequence[int]) -> int:
+    """Stub the batches' other raw records that hold an erased donor's email; return how many.
+
+    Records that stage no donor never reach the staged-donor check, yet hold the person as received:
+    superseded versions of a charge, payment intents represented by their charge, events, quarantined
+    records. Their payloads (and webhook bodies) become the erasure stub and their quarantine rows
+    go, as the erasure's purge does. CSV rows always stage their donor (or are quarantined whole).
+    """
+    rows = conn.execute(
+        "SELECT DISTINCT r.raw_record_id, lower(m[1]) FROM raw.records r"
+        " CROSS JOIN LATERAL regexp_matches(r.payload::text, %(re)s, 'g') AS m"
+        " WHERE r.batch_id = ANY(%(b)s) AND NOT (r.payload @> '{\"erased\": true}'::jsonb)",
+        {"re": _EMAIL_IN_TEXT, "b": list(batch_ids)},
+    ).fetchall()
+    hits = matching_donors(conn, ring, [(f"{raw_id}|{email}", "email", email) for raw_id, email in rows])
+    by_request: dict[UUID, set[int]] = {}
+    for key, (_, request_id) in hits.items():
+        by_request.setdefault(request_id, set()).add(int(str(key).split("|", 1)[0]))
+    for request_id, raw_ids in by_request.items():
+        stub_raw(conn, sorted(raw_ids), request_id)
+    swept = sorted(r for ids in by_request.values() for r in ids)
+    if swept:
+        conn.execute("DELETE FROM staging.quarantine WHERE raw_record_id = ANY(%s)", (swept,))
+    return len(swept)
 
 
 def _screen_gifts(conn: psycopg.Connection, ring: KeyRing, batch_ids: Sequence[int]) -> int:
@@ -208,7 +239,17 @@ def screen_staged_donors(
     hits = matching_donors(conn, ring, candidates)
     gifts = _screen_gifts(conn, ring, batch_ids)
     if not hits:
-        return ScreenResult(checked=len(rows), gifts_blanked=gifts)
+        swept = _screen_raw_records(conn, ring, batch_ids)
+        if swept:
+            audit.record(
+                conn,
+                actor=actor,
+                action="donor.reimport_blocked",
+                object_type="batch",
+                object_id=",".join(str(b) for b in sorted(batch_ids)),
+                details={"staged_donors": 0, "raw_records_stubbed": swept, "gifts_blanked": gifts},
+            )
+        return ScreenResult(checked=len(rows), gifts_blanked=gifts, raw_records_stubbed=swept)
     staged_ids = sorted(hits)
     donors = [str(hits[s][0]) if hits[s][0] else None for s in staged_ids]
     raw_by_request: dict[UUID, list[int]] = {}
@@ -246,6 +287,7 @@ def screen_staged_donors(
         blocked=len(staged_ids),
         skipped_records=sum(int(r[0]) for r in skipped),
         gifts_blanked=gifts,
+        raw_records_stubbed=_screen_raw_records(conn, ring, batch_ids),
     )
     audit.record(
         conn,
@@ -257,6 +299,7 @@ def screen_staged_donors(
             "staged_donors": result.blocked,
             "skipped_records": result.skipped_records,
             "gifts_blanked": result.gifts_blanked,
+            "raw_records_stubbed": result.raw_records_stubbed,
             "donor_ids": sorted({d for d in donors if d}),
         },
     )
