@@ -15,10 +15,11 @@ from airflow.sdk import task
 
 
 def open_run(context: Mapping[str, Any]) -> str:
-    """Record the DAG run in ``sync.runs`` and return the run id for downstream tasks."""
+    """Record the DAG run in ``sync.runs`` (and any configuration change) and return the run id."""
     from donor_sync.db import connect
     from donor_sync.hooks.staging_db import StagingDbHook
     from donor_sync.observability import runs
+    from donor_sync.observability.config_audit import record_config_changes
 
     dag_run = context["dag_run"]
     with connect(StagingDbHook().conninfo()) as conn:
@@ -30,6 +31,9 @@ def open_run(context: Mapping[str, Any]) -> str:
             logical_date=context.get("logical_date"),  # None for manual runs in Airflow 3
             params=context.get("params"),
         )
+        # Which configuration this run works with: a change since the last run is audited.
+        record_config_changes(conn, actor=f"dag:{dag_run.dag_id}.open_run", run_id=run_id)
+        conn.commit()
     return str(run_id)
 
 
