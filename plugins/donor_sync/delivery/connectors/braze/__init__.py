@@ -11,7 +11,7 @@ from donor_sync.delivery.connectors.braze.client import (
     BrazeClient,
     Reply,
     client_from_connection,
-    default_retry,
 )
+from donor_sync.delivery.connectors.retrying import default_retry
 
 __all__ = ["DELETE_KINDS", "BrazeClient", "Reply", "client_from_connection", "default_retry"]

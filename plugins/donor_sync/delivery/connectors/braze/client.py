@@ -24,6 +24,7 @@ from typing import Any
 import requests
 import tenacity
 
+from donor_sync.delivery.connectors.retrying import RetryableError, default_retry
 from donor_sync.delivery.contracts import BatchRejectedError, DestinationUnavailableError, FailureClass
 from donor_sync.errors import ConfigError
 
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT_S = 30.0
-MAX_HINTED_WAIT_S = 60.0
 #: Identifiers per ``/users/delete`` call (Braze's documented cap).
 DELETE_MAX_IDS = 50
 #: ``/users/delete`` identifier kinds (one kind per request).
@@ -61,45 +61,6 @@ def rate_limit_wait_s(headers: Mapping[str, str], now: float | None = None) -> f
     if reset.isdigit():
         return max(0.0, float(reset) - moment)
     return None
-
-
-class _RetryableError(Exception):
-    def __init__(self, code: str, status: int | None = None, retry_after_s: float | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.status = status
-        self.retry_after_s = retry_after_s
-
-
-class WaitForReset(tenacity.wait.wait_base):
-    """Wait until the rate-limit window resets when Braze says so (capped), else ``fallback``."""
-
-    def __init__(self, fallback: tenacity.wait.wait_base, max_s: float = MAX_HINTED_WAIT_S) -> None:
-        self.fallback = fallback
-        self.max_s = max_s
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        hint = getattr(error, "retry_after_s", None)
-        if hint is not None:
-            return float(min(max(0.0, hint), self.max_s))
-        return float(self.fallback(retry_state))
-
-
-def default_retry(attempts: int = 5, wait: tenacity.wait.wait_base | None = None) -> tenacity.Retrying:
-    """Return the policy for 429/5xx/network failures: 5 attempts, backoff 0.5..10 s with jitter.
-
-    :param wait: the fallback wait when Braze gives no reset time (tests pass ``tenacity.wait_none()``).
-    """
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(_RetryableError),
-        wait=WaitForReset(
-            wait if wait is not None else tenacity.wait_exponential_jitter(multiplier=0.5, max=10.0)
-        ),
-        stop=tenacity.stop_after_attempt(attempts),
-        reraise=True,
-    )
 
 
 @dataclass(frozen=True)
@@ -150,7 +111,7 @@ class BrazeClient:
 
         try:
             return self.retry()(once)
-        except _RetryableError as exc:
+        except RetryableError as exc:
             raise DestinationUnavailableError(
                 f"Braze POST {path} kept failing ({exc.code}) after {attempt} attempts",
                 error_class=FailureClass.RATE_LIMITED if exc.status == 429 else FailureClass.TRANSIENT,
@@ -208,21 +169,21 @@ class BrazeClient:
                 verify=self.verify,
             )
         except requests.Timeout as exc:
-            raise _RetryableError("TIMEOUT") from exc
+            raise RetryableError("TIMEOUT") from exc
         except requests.ConnectionError as exc:
-            raise _RetryableError("CONNECTION_ERROR") from exc
+            raise RetryableError("CONNECTION_ERROR") from exc
         self.calls += 1
         status = response.status_code
         try:
             decoded: Any = response.json() if response.content else None
         except ValueError:
             if status < 400:
-                raise _RetryableError("MALFORMED_RESPONSE", status) from None
+                raise RetryableError("MALFORMED_RESPONSE", status) from None
             decoded = None
         if status in RETRY_STATUSES:
             wait = rate_limit_wait_s(response.headers) if status == 429 else None
             log.info("Braze HTTP %s on %s; retrying", status, path)
-            raise _RetryableError(_STATUS_CODES.get(status, f"HTTP_{status}"), status, wait)
+            raise RetryableError(_STATUS_CODES.get(status, f"HTTP_{status}"), status, wait)
         if status < 400:
             return Reply(status, decoded)
         code = _STATUS_CODES.get(status, f"HTTP_{status}")

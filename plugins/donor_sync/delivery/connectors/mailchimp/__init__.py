@@ -12,9 +12,9 @@ from donor_sync.delivery.connectors.mailchimp.client import (
     base_url_for,
     client_from_connection,
     data_centre,
-    default_retry,
     subscriber_hash,
 )
+from donor_sync.delivery.connectors.retrying import default_retry
 
 __all__ = [
     "MailchimpClient",

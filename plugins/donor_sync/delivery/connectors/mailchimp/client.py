@@ -29,6 +29,7 @@ from typing import Any
 import requests
 import tenacity
 
+from donor_sync.delivery.connectors.retrying import RetryableError, default_retry
 from donor_sync.delivery.contracts import BatchRejectedError, DestinationUnavailableError, FailureClass
 from donor_sync.errors import ConfigError
 
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT_S = 30.0
 #: The longest a vendor's Retry-After is waited inside one call; longer waits go to the ladder.
-MAX_HINTED_WAIT_S = 60.0
 _DC = re.compile(r"-([a-z]{2,4}\d{1,3})$")
 _CODE = re.compile(r"[^A-Z0-9]+")
 
@@ -80,47 +80,6 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
-
-
-class _RetryableError(Exception):
-    """A failure worth another attempt (429, 5xx, timeout, reset)."""
-
-    def __init__(self, code: str, status: int | None = None, retry_after_s: float | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.status = status
-        self.retry_after_s = retry_after_s
-
-
-class WaitForHint(tenacity.wait.wait_base):
-    """Wait what the vendor asked (``retry_after_s`` of the error, capped), else ``fallback``."""
-
-    def __init__(self, fallback: tenacity.wait.wait_base, max_s: float = MAX_HINTED_WAIT_S) -> None:
-        self.fallback = fallback
-        self.max_s = max_s
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        hint = getattr(error, "retry_after_s", None)
-        if hint is not None:
-            return float(min(max(0.0, hint), self.max_s))
-        return float(self.fallback(retry_state))
-
-
-def default_retry(attempts: int = 5, wait: tenacity.wait.wait_base | None = None) -> tenacity.Retrying:
-    """Return the policy for 429/5xx/network failures: 5 attempts, backoff 0.5..10 s with jitter.
-
-    :param wait: the fallback wait when the vendor gives none (tests pass ``tenacity.wait_none()``).
-    """
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(_RetryableError),
-        wait=WaitForHint(
-            wait if wait is not None else tenacity.wait_exponential_jitter(multiplier=0.5, max=10.0)
-        ),
-        stop=tenacity.stop_after_attempt(attempts),
-        reraise=True,
-    )
 
 
 @dataclass(frozen=True)
@@ -184,7 +143,7 @@ class MailchimpClient:
 
         try:
             return self.retry()(once)
-        except _RetryableError as exc:
+        except RetryableError as exc:
             rate_limited = exc.status == 429
             raise DestinationUnavailableError(
                 f"Mailchimp {method} {_template(path)} kept failing ({exc.code}) after {attempt} attempts",
@@ -254,15 +213,15 @@ class MailchimpClient:
                 verify=self.verify,
             )
         except requests.Timeout as exc:
-            raise _RetryableError("TIMEOUT") from exc
+            raise RetryableError("TIMEOUT") from exc
         except requests.ConnectionError as exc:
-            raise _RetryableError("CONNECTION_ERROR") from exc
+            raise RetryableError("CONNECTION_ERROR") from exc
         self.calls += 1
         status = response.status_code
         body = _decode(response)
         if status in RETRY_STATUSES:
             log.info("Mailchimp HTTP %s on %s %s; retrying", status, method, _template(path))
-            raise _RetryableError(_problem_code(body, status), status, retry_after_seconds(response.headers))
+            raise RetryableError(_problem_code(body, status), status, retry_after_seconds(response.headers))
         if status < 400 or status in accept:
             return Reply(status, body)
         code = _problem_code(body, status)
@@ -296,7 +255,7 @@ def _decode(response: requests.Response) -> Any:
         return response.json()
     except ValueError as exc:
         if response.status_code < 400:
-            raise _RetryableError("MALFORMED_RESPONSE", response.status_code) from exc
+            raise RetryableError("MALFORMED_RESPONSE", response.status_code) from exc
         return None
 
 
