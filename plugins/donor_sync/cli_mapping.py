@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from donor_sync.cli_support import connect_staging
+from donor_sync.cli_support import connect_staging, emit_generated_doc
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 from donor_sync.errors import ConfigError
 
@@ -153,17 +153,6 @@ def docs_command(write: bool, check: bool) -> None:
     """Print the field-mapping reference generated from the models and mapping files (or write it)."""
     from donor_sync.delivery.mapping import docs
 
-    text = docs.render()
-    path = docs.doc_path()
-    if write:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {path}")
-    elif check:
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if current != text:
-            click.echo(f"{path} is stale: run `donor-sync mapping docs --write`")
-            sys.exit(1)
-        click.echo(f"{path} is current")
-    else:
-        click.echo(text, nl=False)
+    emit_generated_doc(
+        docs.render(), docs.doc_path(), regenerate="donor-sync mapping docs --write", write=write, check=check
+    )

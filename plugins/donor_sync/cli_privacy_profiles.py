@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from donor_sync.cli_support import emit_generated_doc
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 from donor_sync.errors import ConfigError
 
@@ -76,20 +77,9 @@ def docs_command(write: bool, check: bool) -> None:
     """Print the privacy data-flow map generated from the mappings, profiles and policy (or write it)."""
     from donor_sync.privacy.profiles import docs
 
-    text = docs.render()
-    path = docs.doc_path()
-    if write:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {path}")
-    elif check:
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if current != text:
-            click.echo(f"{path} is stale: run `donor-sync privacy docs --write`")
-            sys.exit(1)
-        click.echo(f"{path} is current")
-    else:
-        click.echo(text, nl=False)
+    emit_generated_doc(
+        docs.render(), docs.doc_path(), regenerate="donor-sync privacy docs --write", write=write, check=check
+    )
 
 
 @click.group("privacy")

@@ -6,6 +6,7 @@ import functools
 import getpass
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -42,3 +43,22 @@ def connect_staging() -> psycopg.Connection:
 def cli_actor() -> str:
     """Return who runs the command, as the audit log records it (``cli:<user>``)."""
     return f"cli:{getpass.getuser()}"
+
+
+def emit_generated_doc(text: str, path: Path, *, regenerate: str, write: bool, check: bool) -> None:
+    """Print a generated page, or write it (``--write``), or fail when the file is stale (``--check``).
+
+    :param regenerate: the command that rewrites the page, named in the staleness message.
+    """
+    if write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {path}")
+    elif check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            click.echo(f"{path} is stale: run `{regenerate}`")
+            sys.exit(1)
+        click.echo(f"{path} is current")
+    else:
+        click.echo(text, nl=False)
