@@ -445,6 +445,18 @@ def _queued_keys(conn: Any, destination: str) -> dict[str, list[tuple[str, Any]]
     return found
 
 
+def _queued_statuses(conn: Any) -> list[list[dict[str, Any]]]:
+    """Return the v4 inputs of every queued HubSpot subscription-status record (one list per donor)."""
+    from donor_sync.delivery.connectors.hubspot.subscriptions_write import ENTITY, status_inputs
+
+    return [
+        status_inputs(payload)
+        for (payload,) in conn.execute(
+            "SELECT payload FROM sync.outbox WHERE destination = 'hubspot' AND entity = %s", (ENTITY,)
+        )
+    ]
+
+
 def _remote_ids(conn: Any, destination: str) -> dict[str, int]:
     rows = conn.execute(
         "SELECT entity, count(*) FROM sync.destination_state WHERE destination = %s AND remote_id IS NOT NULL"
@@ -457,8 +469,11 @@ def _remote_ids(conn: Any, destination: str) -> dict[str, int]:
 # -- emulator checks --------------------------------------------------------------------------------
 
 
-def _hubspot_landed(emulator: Any, queued: dict[str, list[tuple[str, Any]]]) -> dict[str, dict[str, int]]:
-    """Check each queued HubSpot record in the emulator's store: contact, deal, deal-contact link."""
+def _hubspot_landed(
+    emulator: Any, queued: dict[str, list[tuple[str, Any]]], statuses: list[list[dict[str, Any]]]
+) -> dict[str, dict[str, int]]:
+    """Check each queued HubSpot record in the emulator's store: contact, deal, deal-contact link,
+    and each donor's subscription statuses (every type in its payload holds the pushed state)."""
     with emulator.lock:
         store, links = emulator.store, emulator.associations.links
         contacts_type, deals_type = store.resolve("contacts"), store.resolve("deals")
@@ -478,8 +493,19 @@ def _hubspot_landed(emulator: Any, queued: dict[str, list[tuple[str, Any]]]) -> 
             deal_id, contact_id = deal_ids.get(refs.get("deal")), contact_ids.get(refs.get("contact"))
             targets = links.get((deals_type.type_id, deal_id, contacts_type.type_id), {})
             linked += bool(deal_id and contact_id and targets.get(contact_id))
+        held = emulator.subscriptions.statuses
+        statuses_landed = sum(
+            all(
+                held.get(str(i["subscriberIdString"]).lower(), {})
+                .get(str(i["subscriptionId"]), {})
+                .get("status")
+                == i["statusState"]
+                for i in inputs
+            )
+            for inputs in statuses
+        )
     keys = {e: {k for k, _ in rows} for e, rows in queued.items()}
-    return {
+    found = {
         "contact": {
             "queued": len(keys.get("contact", ())),
             "landed": len(keys.get("contact", set()) & set(contact_ids)),
@@ -490,6 +516,9 @@ def _hubspot_landed(emulator: Any, queued: dict[str, list[tuple[str, Any]]]) -> 
             "landed": linked,
         },
     }
+    if statuses:  # donors with an email choice (docs/connectors/hubspot.md)
+        found["subscription_statuses"] = {"queued": len(statuses), "landed": statuses_landed}
+    return found
 
 
 def _salesforce_landed(
@@ -711,7 +740,7 @@ def bench_hubspot(conn: Any, box: Any, options: Options, outcome: Outcome) -> No
     steady = _steady_ratio(entries, max_requests, interval_s)
     states = _outbox_states(conn, "hubspot")
     dead = _dead_letters(conn, "hubspot")
-    landed = _hubspot_landed(emulator, _queued_keys(conn, "hubspot"))
+    landed = _hubspot_landed(emulator, _queued_keys(conn, "hubspot"), _queued_statuses(conn))
     records = sum(queued.values())
     minimum = sum(math.ceil(n / 100) for n in queued.values())
     print(

@@ -53,7 +53,8 @@ def test_every_queued_record_lands_in_both_emulators(outcome: bench.Outcome) -> 
         assert _metric(outcome, f"{destination}_dead_letters")["value"] == 0
     hubspot = _metric(outcome, "hubspot_records_landed")["by_entity"]
     assert isinstance(hubspot, dict)
-    assert set(hubspot) == {"contact", "deal", "deal_contact_association"}
+    # The sample's donors made email choices: their subscription statuses are checked too.
+    assert set(hubspot) == {"contact", "deal", "deal_contact_association", "subscription_statuses"}
     assert hubspot["deal"]["queued"] == outcome.parameters["gifts"]
 
 
