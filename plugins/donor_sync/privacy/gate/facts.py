@@ -19,9 +19,11 @@ from donor_sync.privacy.keys import KeyRing
 
 _FACTS = """
 WITH ids AS (SELECT DISTINCT unnest(%(ids)s::uuid[]) AS donor_id),
-fam AS (
-    SELECT i.donor_id AS owner, d.donor_id
-    FROM ids i JOIN core.donors d ON d.donor_id = i.donor_id OR d.merged_into = i.donor_id
+donors AS (
+    -- each donor with the donors merged into it (a short list, read through the merged_into index)
+    SELECT d.*, ARRAY(SELECT d.donor_id UNION ALL
+                      SELECT m.donor_id FROM core.donors m WHERE m.merged_into = d.donor_id) AS family
+    FROM ids i JOIN core.donors d ON d.donor_id = i.donor_id
 )
 SELECT d.donor_id::text, d.email, d.phone, d.country_code, d.residency_region,
        d.is_deceased, d.do_not_contact, d.erased_at IS NOT NULL,
@@ -30,14 +32,15 @@ SELECT d.donor_id::text, d.email, d.phone, d.country_code, d.residency_region,
         FROM core.consent_state cs
         WHERE cs.donor_id = d.donor_id AND (cs.expires_at IS NULL OR cs.expires_at > now())),
        (SELECT coalesce(array_agg(DISTINCT s.reason_code::text), '{}')
-        FROM fam f JOIN core.suppressions s ON s.donor_id = f.donor_id
-        WHERE f.owner = d.donor_id AND s.lifted_at IS NULL AND s.destination IN ('*', %(d)s)),
+        FROM core.suppressions s
+        WHERE s.donor_id = ANY(d.family) AND s.lifted_at IS NULL AND s.destination IN ('*', %(d)s)),
        (SELECT jsonb_build_object('region', ce.evidence->>'residency_region',
                                   'country', ce.evidence->>'country_code')
-        FROM fam f JOIN core.consent_events ce ON ce.donor_id = f.donor_id
-        WHERE f.owner = d.donor_id AND (ce.evidence ? 'residency_region' OR ce.evidence ? 'country_code')
+        FROM core.consent_events ce
+        WHERE ce.donor_id = ANY(d.family)
+          AND (ce.evidence ? 'residency_region' OR ce.evidence ? 'country_code')
         ORDER BY ce.occurred_at DESC, ce.consent_event_id DESC LIMIT 1)
-FROM ids i JOIN core.donors d ON d.donor_id = i.donor_id
+FROM donors d
 """
 
 _HOUSEHOLD_MEMBERS = """
