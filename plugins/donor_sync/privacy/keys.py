@@ -54,6 +54,7 @@ __all__ = [
     "ENV_VAR",
     "PURPOSES",
     "ChainedKeys",
+    "DefaultKeys",
     "EnvKeys",
     "KeyRing",
     "KeySource",
@@ -307,3 +308,12 @@ def default_key_source(*first: KeySource, allow_local: bool | None = None) -> Ch
     if allow_local:
         sources.append(LocalKeyFile())
     return ChainedKeys(*sources)
+
+
+class DefaultKeys:
+    """The default chain, looked up afresh at each call (the environment and installed sources as
+    they are now): for process-wide objects that outlive a change of ``$DONOR_SYNC_PRIVACY_KEYS``."""
+
+    def ring(self, purpose: str) -> KeyRing | None:
+        """Return the ring of ``purpose`` from :func:`default_key_source` as it is at this call."""
+        return default_key_source().ring(purpose)

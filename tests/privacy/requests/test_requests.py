@@ -156,6 +156,9 @@ def test_a_request_held_by_another_run_is_skipped(db_url: str, db: psycopg.Conne
         report = process_requests(db, erasers=[], keys=KEYS, actor="test")
         assert report.outcomes == {rid: "held_elsewhere"}
         assert get_request(db, rid).status == "received"
+        # Release it before the other session ends: a closed session's locks go when its server
+        # process exits, which may be a moment after the client has moved on.
+        other.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_CLASS, rid))
     report = process_requests(db, erasers=[], keys=KEYS, actor="test")
     assert report.outcomes == {rid: "completed"}  # no donor: its hashes are tombstoned
     assert db.execute("SELECT count(*) FROM core.erasure_tombstones").fetchone() == (1,)

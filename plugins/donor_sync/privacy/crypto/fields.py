@@ -28,7 +28,7 @@ from psycopg.types.json import Jsonb
 
 from donor_sync.privacy.crypto.cipher import FieldCipher, is_encrypted
 from donor_sync.privacy.crypto.settings import EncryptedColumn, EncryptionSettings, load_encryption_settings
-from donor_sync.privacy.keys import KeySource, default_key_source
+from donor_sync.privacy.keys import DefaultKeys, KeySource
 
 __all__ = ["FieldCrypto", "configure", "field_crypto", "open_value", "seal", "seal_rows", "using"]
 
@@ -120,7 +120,9 @@ def field_crypto() -> FieldCrypto:
     global _default  # noqa: PLW0603 - one lazily built instance per process
     with _lock:
         if _default is None:
-            _default = FieldCrypto.from_source(default_key_source())
+            # The default chain is read at each use (no cache here: the Airflow connection source
+            # caches for itself), so a change of keys in the environment is seen at once.
+            _default = FieldCrypto(load_encryption_settings(), FieldCipher(DefaultKeys(), ttl=0.0))
         return _default
 
 
