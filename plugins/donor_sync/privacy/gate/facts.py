@@ -94,6 +94,18 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+def _without_jit(conn: psycopg.Connection, query: str, params: Mapping[str, Any]) -> list[Any]:
+    """Run ``query`` with JIT compilation off: its per-donor subqueries inflate the planner's cost
+    estimate past the JIT threshold, and compiling took most of a batch's time (bench/privacy.py)."""
+    previous = conn.execute("SELECT current_setting('jit')").fetchone()
+    conn.execute("SELECT set_config('jit', 'off', %s)", (not conn.autocommit,))
+    try:
+        return conn.execute(query, params).fetchall()
+    finally:
+        if previous is not None:
+            conn.execute("SELECT set_config('jit', %s, %s)", (previous[0], not conn.autocommit))
+
+
 def read_facts(
     conn: psycopg.Connection,
     destination: str,
@@ -107,7 +119,7 @@ def read_facts(
         return {}
     facts: dict[str, DonorFacts] = {}
     identifiers: dict[str, list[tuple[str, str]]] = {}
-    rows = conn.execute(_FACTS, {"ids": ids, "d": destination}).fetchall()
+    rows = _without_jit(conn, _FACTS, {"ids": ids, "d": destination})
     for donor_id, email, phone, country, residency, deceased, dnc, erased, consent, reasons, evidence in rows:
         facts[donor_id] = DonorFacts(
             donor_id=donor_id,
