@@ -261,7 +261,10 @@ class MailchimpEmulator(Emulator):
         audience = self._audience(str(record.get("list_id", DEFAULT_LIST_ID)))
         body = {k: v for k, v in record.items() if k != "list_id"}
         body.setdefault("status", "subscribed")
-        self._upsert(audience, str(body["email_address"]), body, mode="put", validate_merge=False)
+        member, _ = self._upsert(audience, str(body["email_address"]), body, mode="put", validate_merge=False)
+        for name in ("unsubscribe_reason", "unsubscribe_campaign_id"):  # what the person told Mailchimp
+            if record.get(name):
+                member[name] = record[name]
 
     # -- auth and concurrency --------------------------------------------------------------------
     def _authorised(self, header: str) -> bool:

@@ -21,8 +21,10 @@ import email.utils
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT_S = 30.0
+#: Requests one process keeps in flight. Mailchimp allows 10 simultaneous connections per account:
+#: the ``mailchimp_api`` pool (2 tasks) times this stays within it.
+DEFAULT_MAX_CONNECTIONS = 5
 #: The longest a vendor's Retry-After is waited inside one call; longer waits go to the ladder.
 _DC = re.compile(r"-([a-z]{2,4}\d{1,3})$")
 _CODE = re.compile(r"[^A-Z0-9]+")
@@ -105,6 +110,8 @@ class MailchimpClient:
     :param base_url: ``https://<dc>.api.mailchimp.com/3.0`` (see :func:`base_url_for`).
     :param api_key: the API key (Basic auth password); never logged.
     :param retry: builds the retry policy per call (tests pass a zero-wait one).
+    :param slots: bounds the requests this process has in flight (Mailchimp refuses an account's
+        11th simultaneous connection with a 429); shared by every thread using the client.
     """
 
     base_url: str
@@ -115,6 +122,7 @@ class MailchimpClient:
     session: requests.Session = field(default_factory=requests.Session)
     calls: int = 0
     retries: int = 0
+    slots: threading.BoundedSemaphore | None = None
 
     def request(
         self,
@@ -191,6 +199,46 @@ class MailchimpClient:
             if not page or offset >= int((body or {}).get("total_items", 0)):
                 return ids
 
+    def download(self, url: str) -> bytes:
+        """Return the bytes at ``url`` (a /batches results archive), without the API key.
+
+        Mailchimp serves batch results from a storage URL that is signed already: the key is
+        never sent there. Failures are retried like API calls.
+        """
+
+        def once() -> bytes:
+            try:
+                with self.slots or nullcontext():
+                    response = self.session.get(
+                        url, timeout=(min(10.0, self.timeout_s), self.timeout_s * 4), verify=self.verify
+                    )
+            except requests.Timeout as exc:
+                raise RetryableError("TIMEOUT") from exc
+            except requests.ConnectionError as exc:
+                raise RetryableError("CONNECTION_ERROR") from exc
+            self.calls += 1
+            if response.status_code in RETRY_STATUSES or response.status_code == 404:
+                # A results file can lag its batch's "finished" status for a moment.
+                raise RetryableError(f"HTTP_{response.status_code}", response.status_code)
+            if response.status_code >= 400:
+                raise DestinationUnavailableError(
+                    f"Mailchimp batch results download answered HTTP {response.status_code}",
+                    error_class=FailureClass.TRANSIENT,
+                    error_code=f"HTTP_{response.status_code}",
+                    http_status=response.status_code,
+                )
+            return response.content
+
+        try:
+            return self.retry()(once)
+        except RetryableError as exc:
+            raise DestinationUnavailableError(
+                f"Mailchimp batch results download kept failing ({exc.code})",
+                error_class=FailureClass.TRANSIENT,
+                error_code=exc.code,
+                http_status=exc.status,
+            ) from None
+
     # -- internals -----------------------------------------------------------------------------
     def _attempt(
         self,
@@ -202,16 +250,17 @@ class MailchimpClient:
         accept: Collection[int],
     ) -> Reply:
         try:
-            response = self.session.request(
-                method,
-                f"{self.base_url.rstrip('/')}{path}",
-                json=json,
-                params=params,
-                auth=("donor-sync", self.api_key),
-                headers={"Accept": "application/json"},
-                timeout=(min(10.0, self.timeout_s), self.timeout_s),
-                verify=self.verify,
-            )
+            with self.slots or nullcontext():
+                response = self.session.request(
+                    method,
+                    f"{self.base_url.rstrip('/')}{path}",
+                    json=json,
+                    params=params,
+                    auth=("donor-sync", self.api_key),
+                    headers={"Accept": "application/json"},
+                    timeout=(min(10.0, self.timeout_s), self.timeout_s),
+                    verify=self.verify,
+                )
         except requests.Timeout as exc:
             raise RetryableError("TIMEOUT") from exc
         except requests.ConnectionError as exc:
@@ -282,18 +331,27 @@ def client_from_connection(
 ) -> MailchimpClient:
     """Return a client for a ``mailchimp`` (plain ``http``) connection's fields.
 
-    Password = API key; host = base URL override (the sandbox); extras ``ca_bundle`` and
-    ``timeout``.
+    Password = API key; host = base URL override (the sandbox); extras ``ca_bundle``,
+    ``timeout`` and ``max_connections`` (requests in flight from this process, 1..10).
 
-    :raises ConfigError: the key is missing (or has no data centre and no host is set).
+    :raises ConfigError: the key is missing (or has no data centre and no host is set), or
+        ``max_connections`` is not a whole number from 1 to 10.
     """
     if not password:
         raise ConfigError("mailchimp connection: password: the API key is empty")
     timeout = extra.get("timeout")
+    raw_slots = extra.get("max_connections") or DEFAULT_MAX_CONNECTIONS
+    try:
+        slots = int(raw_slots)
+    except (TypeError, ValueError):
+        slots = 0
+    if not 1 <= slots <= 10:
+        raise ConfigError("mailchimp connection: extra max_connections: a whole number from 1 to 10")
     return MailchimpClient(
         base_url_for(password, host),
         password,
         verify=str(extra["ca_bundle"]) if extra.get("ca_bundle") else True,
         timeout_s=float(timeout) if timeout else DEFAULT_TIMEOUT_S,
         retry=retry,
+        slots=threading.BoundedSemaphore(slots),
     )
