@@ -9,14 +9,14 @@
 * Errors are ``{"message": …, "errors": […]}``. Messages may quote identifiers sent (emails),
   so only the status and a code derived from it are passed on.
 
-``verify`` (CA bundle path or True) is passed on every request.
+``verify`` (CA bundle path or True) is passed on every request. With a :class:`RatePacer`
+(the delivery connector's), each answer's ``X-RateLimit-*`` headers are remembered per endpoint
+group and a request that would exceed the window waits for its reset instead of drawing a 429.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import requests
 import tenacity
 
+from donor_sync.delivery.connectors.braze.ratelimit import RatePacer, rate_limit_wait_s
 from donor_sync.delivery.connectors.retrying import RetryableError, default_retry
 from donor_sync.delivery.contracts import BatchRejectedError, DestinationUnavailableError, FailureClass
 from donor_sync.errors import ConfigError
@@ -45,30 +46,13 @@ _STATUS_CODES = {
 }
 
 
-def rate_limit_wait_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Return the wait a 429 asks for: ``Retry-After`` (seconds or date), else until ``X-RateLimit-Reset``."""
-    moment = time.time() if now is None else now
-    for name in ("Retry-After", "X-RateLimit-Retry-After"):
-        value = (headers.get(name) or "").strip()
-        if value.replace(".", "", 1).isdigit():
-            return float(value)
-        if value:
-            try:
-                return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - moment)
-            except (TypeError, ValueError):
-                pass
-    reset = (headers.get("X-RateLimit-Reset") or "").strip()
-    if reset.isdigit():
-        return max(0.0, float(reset) - moment)
-    return None
-
-
 @dataclass(frozen=True)
 class Reply:
-    """A Braze answer: status and decoded JSON body."""
+    """A Braze answer: status, decoded JSON body and the response headers."""
 
     status: int
     body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -90,16 +74,28 @@ class BrazeClient:
     timeout_s: float = DEFAULT_TIMEOUT_S
     retry: Callable[[], tenacity.Retrying] = default_retry
     session: requests.Session = field(default_factory=requests.Session)
+    pacer: RatePacer | None = None
     calls: int = 0
     retries: int = 0
+    #: Answers with status 429 (each retried or, at the end, reported).
+    rate_limited: int = 0
 
-    def post(self, path: str, body: Any) -> Reply:
+    def post(self, path: str, body: Any, *, keep_client_errors: bool = False) -> Reply:
         """``POST`` JSON ``body`` to ``path`` (429/5xx/network retried).
 
+        :param keep_client_errors: return a 400's :class:`Reply` (its ``errors`` may name the
+            objects at fault) instead of raising :class:`BatchRejectedError`.
         :raises DestinationUnavailableError: auth (401), permission (403), unknown endpoint (404),
             or failures that outlasted the retries.
         :raises BatchRejectedError: Braze refused the request's content (400 and other 4xx).
         """
+        return self._call("POST", path, body, None, keep_client_errors)
+
+    def get(self, path: str, params: Mapping[str, str]) -> Reply:
+        """``GET`` ``path`` with query ``params`` (retried and classified like :meth:`post`)."""
+        return self._call("GET", path, None, params, False)
+
+    def _call(self, method: str, path: str, body: Any, params: Mapping[str, str] | None, keep: bool) -> Reply:
         attempt = 0
 
         def once() -> Reply:
@@ -107,13 +103,13 @@ class BrazeClient:
             attempt += 1
             if attempt > 1:
                 self.retries += 1
-            return self._attempt("POST", path, body)
+            return self._attempt(method, path, body, params=params, keep_client_errors=keep)
 
         try:
             return self.retry()(once)
         except RetryableError as exc:
             raise DestinationUnavailableError(
-                f"Braze POST {path} kept failing ({exc.code}) after {attempt} attempts",
+                f"Braze {method} {path} kept failing ({exc.code}) after {attempt} attempts",
                 error_class=FailureClass.RATE_LIMITED if exc.status == 429 else FailureClass.TRANSIENT,
                 error_code=exc.code,
                 http_status=exc.status,
@@ -158,12 +154,23 @@ class BrazeClient:
         return found
 
     # -- internals -------------------------------------------------------------------------------
-    def _attempt(self, method: str, path: str, body: Any) -> Reply:
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        params: Mapping[str, str] | None = None,
+        keep_client_errors: bool = False,
+    ) -> Reply:
+        if self.pacer is not None:
+            self.pacer.before(path)
         try:
             response = self.session.request(
                 method,
                 f"{self.base_url.rstrip('/')}{path}",
                 json=body,
+                params=params,
                 headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
                 timeout=(min(10.0, self.timeout_s), self.timeout_s),
                 verify=self.verify,
@@ -174,6 +181,8 @@ class BrazeClient:
             raise RetryableError("CONNECTION_ERROR") from exc
         self.calls += 1
         status = response.status_code
+        if self.pacer is not None:
+            self.pacer.after(path, response.headers)
         try:
             decoded: Any = response.json() if response.content else None
         except ValueError:
@@ -182,10 +191,12 @@ class BrazeClient:
             decoded = None
         if status in RETRY_STATUSES:
             wait = rate_limit_wait_s(response.headers) if status == 429 else None
+            if status == 429:
+                self.rate_limited += 1
             log.info("Braze HTTP %s on %s; retrying", status, path)
             raise RetryableError(_STATUS_CODES.get(status, f"HTTP_{status}"), status, wait)
-        if status < 400:
-            return Reply(status, decoded)
+        if status < 400 or (keep_client_errors and status == 400):
+            return Reply(status, decoded, dict(response.headers))
         code = _STATUS_CODES.get(status, f"HTTP_{status}")
         where = f"Braze {method} {path}"
         if status == 401:
