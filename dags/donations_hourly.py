@@ -20,17 +20,26 @@ staged, quarantined or skipped, else the task fails; docs/standardize-rules.md) 
 (staged donors matched to golden donors in `core`: same id or email, else scored by the dedup
 rules and merged, queued for review in `sync.review_queue` or linked as a household;
 docs/dedup-rules.md, docs/survivorship.md; staged gifts folded into one core gift per
-cross-platform gift key; the touched donors' giving aggregates refreshed) → per CRM,
-`queue_<destination>` (the changed donors, households, plans and gifts rendered by the
-destination's mapping, include/mappings/destinations/, docs/field-mappings.md; only records whose
-payload changed since the last push enter `sync.outbox`; a run that would remove or overwrite
-more than the configured share stops and alerts unless `approve_blast_radius` is set) →
-`push_<destination>` (Salesforce: sObject Collections, Bulk API 2.0 above 2,000 records;
-HubSpot: batch upserts and associations; per-record retry ladder, dead letters in
-`sync.dead_letters`, circuit breaker alerts to Slack) → `close_run`
+cross-platform gift key; the touched donors' giving aggregates refreshed; consent signals from
+the forms recorded as consent events) → `pull_mailchimp_unsubscribes`, `pull_braze_unsubscribes`
+(unsubscribes, cleaned addresses and complaints made at the email platforms become consent
+events and suppressions before anything is queued) → `journeys` (stewardship journeys from
+include/mappings/journeys.yaml: each gift enters a journey at most once, suppressed donors are
+recorded with a reason, triggers queued for Mailchimp and Braze; docs/journeys.md) → per
+destination, `queue_<destination>` (the changed donors, households, plans and gifts that the
+consent and suppression gate lets through, minimized by the destination's privacy profile and
+rendered by its mapping, include/mappings/destinations/, docs/field-mappings.md, docs/privacy.md;
+only records whose payload changed since the last push enter `sync.outbox`; a run that would
+remove or overwrite more than the configured share stops and alerts unless
+`approve_blast_radius` is set) → `push_<destination>` (Salesforce: sObject Collections, Bulk API
+2.0 above 2,000 records; HubSpot: batch upserts, associations and subscription statuses;
+Mailchimp: batch member upserts, `/batches` for large volumes; Braze: `/users/track` and
+subscription groups, paced by its rate-limit headers; per-record retry ladder, dead letters in
+`sync.dead_letters`, circuit breaker alerts to Slack), and `push_events` (donation.created,
+donation.refunded, donor.merged, consent.changed and donor.erased, signed, to each subscriber in
+include/mappings/events.yaml; docs/events.md) → `close_run`
 (advances the watermarks of a successful run and logs the summary: records read per source,
 staged, quarantined, merged, pushed per destination, dead-lettered; also in `sync.run_metrics`).
-The consent gate (issue 7) and the email platforms (issue 8) are wired in as they land.
 `dry_run` plans every destination without writing the outbox or calling a vendor.
 
 **Alerts.** A task that fails after the retry ladder (1m, 5m, 15m, 1h, 4h, 24h) posts to the
@@ -48,7 +57,10 @@ from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.csv_tasks import extract_csv_task
 from donor_sync.operators.dag_defaults import START_DATE, default_args
 from donor_sync.operators.delivery_tasks import DESTINATION_POOLS, push_task, queue_task
+from donor_sync.operators.email_platform_tasks import PULLBACK_TASKS
+from donor_sync.operators.event_tasks import push_events_task
 from donor_sync.operators.extract_tasks import API_SOURCES, extract_source_task
+from donor_sync.operators.journey_tasks import journeys_task
 from donor_sync.operators.resolve_tasks import resolve_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 from donor_sync.operators.standardize_tasks import standardize_task
@@ -99,7 +111,18 @@ with DAG(
     resolved = resolve_task.override(task_id="resolve")(sync_run)
     closed = close_run_task(sync_run)
     extracted >> standardized >> resolved
+    # Stewardship journeys (docs/journeys.md): after resolve and the pull-backs, before the pushes.
+    journeys = journeys_task.override(task_id="journeys")(sync_run)
+    resolved >> journeys
+    # Outbound events (docs/events.md): queued where their facts happen (resolve, merges, consent
+    # pulled back from the email platforms), delivered per subscriber once those have run.
+    journeys >> push_events_task.override(task_id="push_events")(sync_run) >> closed
     for destination, pool in DESTINATION_POOLS.items():
         queued = queue_task.override(task_id=f"queue_{destination}")(sync_run, destination)
         pushed = push_task.override(task_id=f"push_{destination}", pool=pool)(sync_run, destination)
         resolved >> queued >> pushed >> closed
+        journeys >> pushed
+        pull = PULLBACK_TASKS.get(destination)
+        if pull is not None:  # unsubscribes, complaints, cleaned addresses: every run, before the queue
+            pulled = pull.override(task_id=f"pull_{destination}_unsubscribes")(sync_run)
+            resolved >> pulled >> [queued, journeys]

@@ -10,10 +10,13 @@ in the staging database, so no donor's personal data ever passes through Airflow
 
 **Stages:** `open_run` → `process_requests` (each due request claimed alone, `FOR UPDATE SKIP
 LOCKED`; erasures: freeze + tombstones, every destination's eraser with a receipt, then the local
-purge of raw, staging, core and sync; exports: a 0600 JSON file under `.local/exports`;
-consent changes) → `check_deadlines` (Slack alert for requests due within 7 days or overdue, at
-most once a day each) → `close_run`. A failed destination leaves its request `failed`; the next
-run retries only what is not done. docs/erasure.md has the order and the runbook.
+purge of raw, staging, core and sync; exports: a 0600 JSON file under `.local/exports`; consent
+changes recorded as consent events) → `push_events` (the `donor.erased` and `consent.changed`
+events, signed, to each subscriber of include/mappings/events.yaml; the erasure's
+`outbound_webhooks` receipt records the queued event) → `check_deadlines` (Slack alert for
+requests due within 7 days or overdue, at most once a day each) → `close_run`. A failed
+destination leaves its request `failed`; the next run retries only what is not done.
+docs/erasure.md has the order and the runbook.
 
 **Alerts.** Task failures after the retry ladder, and a run not done within two hours of being
 queued, go to the `slack_alerts` connection.
@@ -27,6 +30,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.event_tasks import push_events_task
 from donor_sync.operators.privacy_tasks import check_deadlines_task, process_requests_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
@@ -53,4 +57,7 @@ with DAG(
         ),
     },
 ):
-    close_run_task(check_deadlines_task(process_requests_task(open_run_task())))
+    processed = process_requests_task(open_run_task())
+    # donor.erased (and consent.changed) events reach the event subscribers in the same run.
+    announced = push_events_task.override(task_id="push_events")(processed)
+    close_run_task(check_deadlines_task(announced))

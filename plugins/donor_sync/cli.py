@@ -325,6 +325,9 @@ cli_privacy_profiles.register(main)  # joins a `privacy` group registered above;
 from donor_sync import cli_privacy_consent  # noqa: E402 - `privacy link`, `consent show|set`
 
 cli_privacy_consent.register(main)  # joins the `privacy` group too; keep it after the group's creation
+from donor_sync.cli_journeys import journeys_group  # noqa: E402 - `donor-sync journeys`
+
+main.add_command(journeys_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -80,6 +80,7 @@ def validate_command(
         shipped_mapping_paths,
         validate_file,
     )
+    from donor_sync.delivery.mapping.describe import needs_metadata
 
     files = list(paths) or shipped_mapping_paths()
     if not files:
@@ -94,6 +95,8 @@ def validate_command(
     if describe and valid:
         with connect_staging() as conn:
             for mapping in valid:
+                if not needs_metadata(mapping):  # Braze, Mailchimp: no field metadata to check against
+                    continue
                 fetch = None if cache_only else describe_fetcher(mapping.destination)
                 lookup = DescribeCache(
                     conn,

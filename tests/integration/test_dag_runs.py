@@ -14,13 +14,17 @@ from airflow.models import DagBag
 from donor_sync.local_airflow import connection_json_from_url
 from sandbox.common.runner import Sandbox
 from sandbox.common.tls import TlsFiles
+from sandbox.emulators.braze import BrazeEmulator
 from sandbox.emulators.classy import ClassyEmulator
 from sandbox.emulators.donorbox import DonorboxEmulator
 from sandbox.emulators.hubspot import HubSpotEmulator
+from sandbox.emulators.mailchimp import MailchimpEmulator
+from sandbox.emulators.receiver import ReceiverEmulator
 from sandbox.emulators.salesforce import SalesforceEmulator
 from sandbox.emulators.stripe import StripeEmulator
 from tests.conftest import REPO_ROOT
-from tests.integration.crm import crm_connections, use_connections
+from tests.integration.crm import use_connections
+from tests.privacy.erasers.connections import privacy_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
 
@@ -70,7 +74,16 @@ def stripe_source(
     as the `stripe`, `donorbox` and `classy` Airflow connections over HTTPS."""
     stripe = StripeEmulator({"read_requests_per_second": 10_000})
     donorbox, classy = DonorboxEmulator(), ClassyEmulator()
-    box = start_emulators(stripe, donorbox, classy, SalesforceEmulator(), HubSpotEmulator())
+    box = start_emulators(
+        stripe,
+        donorbox,
+        classy,
+        SalesforceEmulator(),
+        HubSpotEmulator(),
+        MailchimpEmulator(),
+        BrazeEmulator(),
+        ReceiverEmulator(),
+    )
     created = datetime(2026, 3, 1, tzinfo=UTC)
     stripe.seed(
         "charges",
@@ -100,7 +113,7 @@ def stripe_source(
     }
     for conn_id, conn in connections.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "http", **conn}))
-    use_connections(monkeypatch, crm_connections(box))
+    use_connections(monkeypatch, privacy_connections(box))  # CRMs, email platforms, event subscriber
     yield stripe
     box.stop()
 

@@ -26,7 +26,7 @@ from sandbox.common.runner import Sandbox
 from sandbox.datagen import GenerationConfig, generate
 from sandbox.load import load_sources
 from tests.conftest import REPO_ROOT
-from tests.integration.crm import crm_connections
+from tests.privacy.erasers.connections import privacy_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
 
@@ -63,7 +63,15 @@ def world(
     db.resetdb()
     dag_test_compat.apply()
     box = start_sandbox(
-        "stripe", "donorbox", "classy", "salesforce", "hubspot", stripe={"read_requests_per_second": 10_000}
+        "stripe",
+        "donorbox",
+        "classy",
+        "salesforce",
+        "hubspot",
+        "mailchimp",
+        "braze",
+        "receiver",
+        stripe={"read_requests_per_second": 10_000},
     )
     load_sources(box, sample)
     drop = tmp_path / "drop"
@@ -95,7 +103,7 @@ def world(
             "extra": {**ca, "organization_id": 1},
         },
         "csv_drop": {"conn_type": "fs", "extra": {"path": str(drop), "quiet_period_seconds": 60}},
-        **crm_connections(box),
+        **privacy_connections(box),  # the CRMs, Mailchimp, Braze and the outbound subscriber
     }
     for conn_id, conn in connections.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
@@ -316,10 +324,10 @@ def test_every_donor_and_gift_reaches_each_crm_once_and_a_rerun_writes_nothing(
 
     # A second run over the same data writes nothing to either CRM.
     writes = ("POST", "PATCH", "PUT", "DELETE")
-    for name in ("salesforce", "hubspot"):
+    for name in ("salesforce", "hubspot", "mailchimp", "braze"):
         box[name].emulator.request_log.clear()  # type: ignore[attr-defined]
     assert str(dagbag.dags["donations_hourly"].test().state) == "success"
-    for name in ("salesforce", "hubspot"):
+    for name in ("salesforce", "hubspot", "mailchimp", "braze"):
         log = list(box[name].emulator.request_log)  # type: ignore[attr-defined]
         written = [r for r in log if r["method"] in writes and "/oauth2/" not in r["path"]]
         assert written == [], (name, written[:3])
@@ -328,4 +336,9 @@ def test_every_donor_and_gift_reaches_each_crm_once_and_a_rerun_writes_nothing(
             "SELECT m.scope, m.value FROM sync.run_metrics m WHERE m.stage = 'push' AND m.metric = 'pushed'"
             " AND m.run_id = (SELECT run_id FROM sync.runs ORDER BY started_at DESC LIMIT 1)"
         ).fetchall()
-    assert {k: int(v) for k, v in pushed} == {"salesforce": 0, "hubspot": 0}, "the idle push says so"
+    assert {k: int(v) for k, v in pushed} == {
+        "salesforce": 0,
+        "hubspot": 0,
+        "mailchimp": 0,
+        "braze": 0,
+    }, "the idle push says so"

@@ -27,6 +27,8 @@ from donor_sync.errors import DonorSyncError
 #: Destination names as stored in sync.* tables (core.system_name) and used by DAG params.
 SALESFORCE = "salesforce"
 HUBSPOT = "hubspot"
+MAILCHIMP = "mailchimp"
+BRAZE = "braze"
 
 
 class FailureClass(StrEnum):
@@ -155,6 +157,10 @@ SOURCE_FIELDS: Mapping[str, tuple[str, ...]] = {
         "consent_profiling_email_basis",
         "consent_sharing_email_status",
         "consent_sharing_email_basis",
+        # Marketing consent on SMS (core.consent_state, channel sms; for Braze's SMS subscription
+        # group): the same values as the email statuses above, `suppressed` by an active
+        # deceased, do-not-contact or do-not-solicit suppression on sms or every channel.
+        "consent_marketing_sms_status",
         "giving_currency",
         "gift_count",
         "lifetime_giving",

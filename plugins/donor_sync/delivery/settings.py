@@ -78,6 +78,9 @@ class DestinationSettings(_Strict):
 
     blast_radius: BlastRadius = Field(default_factory=BlastRadius)
     merges: MergeSettings = Field(default_factory=MergeSettings)
+    #: False for a system this organization does not use: its queue, push and pull-back tasks do
+    #: nothing (and say so) instead of failing for want of a connection.
+    enabled: bool = True
 
 
 class DeliverySettings(BaseModel):
@@ -122,3 +125,8 @@ def load_delivery_settings(path: Path | None = None) -> DeliverySettings:
         if not path.exists():
             return DeliverySettings()
     return load_yaml_model(path, DeliverySettings)
+
+
+def destination_enabled(destination: str, settings: DeliverySettings | None = None) -> bool:
+    """Whether ``destination`` is in use here (``destinations.<name>.enabled`` in delivery.yaml)."""
+    return (settings or load_delivery_settings()).for_destination(destination).enabled

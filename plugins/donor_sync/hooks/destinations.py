@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from donor_sync.delivery.contracts import HUBSPOT, SALESFORCE, Connector
+from donor_sync.delivery.contracts import BRAZE, HUBSPOT, MAILCHIMP, SALESFORCE, Connector
 
 #: Destinations with a connector, in the order donations_hourly pushes them.
-DESTINATIONS: tuple[str, ...] = (SALESFORCE, HUBSPOT)
+DESTINATIONS: tuple[str, ...] = (SALESFORCE, HUBSPOT, MAILCHIMP, BRAZE)
 
 
 def connector_for(destination: str, *, on_deprecation: Callable[..., Any] | None = None) -> Connector:
@@ -27,4 +27,21 @@ def connector_for(destination: str, *, on_deprecation: Callable[..., Any] | None
         connector = HubSpotHook(on_deprecation=on_deprecation).get_connector()
         connector.ensure_properties()
         return connector
+    if destination == MAILCHIMP:
+        from donor_sync.delivery.connectors.mailchimp.merge_fields import merge_field_specs
+        from donor_sync.delivery.mapping import load_destination
+        from donor_sync.hooks.mailchimp import MailchimpHook
+
+        mailchimp = MailchimpHook().get_connector()
+        # The merge fields the mapping writes are created where missing (one read when there).
+        mailchimp.ensure_merge_fields(merge_field_specs(load_destination(MAILCHIMP)))
+        return mailchimp
+    if destination == BRAZE:
+        from donor_sync.hooks.braze import BrazeHook
+
+        return BrazeHook().get_connector()
+    if destination.startswith("webhook_"):  # an event subscriber of include/mappings/events.yaml
+        from donor_sync.hooks.events import subscriber_connector
+
+        return subscriber_connector(destination)
     raise ValueError(f"no connector for destination {destination!r} (known: {', '.join(DESTINATIONS)})")

@@ -19,12 +19,17 @@ from uuid import UUID
 
 from airflow.sdk import get_current_context, task
 
-from donor_sync.delivery.contracts import HUBSPOT, SALESFORCE
+from donor_sync.delivery.contracts import BRAZE, HUBSPOT, MAILCHIMP, SALESFORCE
 
 log = logging.getLogger(__name__)
 
 #: Destinations donations_hourly delivers to, with the pool that bounds each vendor's concurrency.
-DESTINATION_POOLS: dict[str, str] = {SALESFORCE: "salesforce_api", HUBSPOT: "hubspot_api"}
+DESTINATION_POOLS: dict[str, str] = {
+    SALESFORCE: "salesforce_api",
+    HUBSPOT: "hubspot_api",
+    MAILCHIMP: "mailchimp_api",
+    BRAZE: "braze_api",
+}
 #: A push leaves what it has not claimed by then for the next run (the DAG's deadline is 50 min).
 PUSH_BUDGET = timedelta(minutes=30)
 
@@ -51,6 +56,16 @@ def _deprecation_alert(destination: str) -> Any:
     return alert
 
 
+def _enabled(destination: str) -> bool:
+    """False (and logged) for a destination delivery.yaml disables: its tasks do nothing."""
+    from donor_sync.delivery.settings import destination_enabled
+
+    if destination_enabled(destination):
+        return True
+    log.info("%s is disabled in include/mappings/delivery.yaml: nothing to do", destination)
+    return False
+
+
 def _params() -> dict[str, Any]:
     context = get_current_context()
     return dict(context.get("params") or {})
@@ -67,6 +82,8 @@ def queue_task(sync_run_id: str, destination: str) -> str:
     from donor_sync.hooks.staging_db import StagingDbHook
     from donor_sync.observability.alerts import send_alert
 
+    if not _enabled(destination):
+        return sync_run_id
     params = _params()
     run_id = UUID(sync_run_id)
     with connect(StagingDbHook().conninfo()) as conn:
@@ -101,6 +118,8 @@ def push_task(sync_run_id: str, destination: str) -> str:
     from donor_sync.hooks.staging_db import StagingDbHook
     from donor_sync.observability.alerts import send_alert
 
+    if not _enabled(destination):
+        return sync_run_id
     if _params().get("dry_run"):
         log.info("dry run: nothing pushed to %s", destination)
         return sync_run_id

@@ -42,10 +42,14 @@ def reconcile_task(sync_run_id: str, destination: str) -> str:
     from donor_sync.delivery import run as delivery
     from donor_sync.delivery.outbox import Scope
     from donor_sync.delivery.reconcile import load_reconcile_settings, pull_destination
+    from donor_sync.delivery.settings import destination_enabled
     from donor_sync.hooks.staging_db import StagingDbHook
     from donor_sync.observability import runs
     from donor_sync.resolve import load_resolve_rules
 
+    if not destination_enabled(destination):
+        log.info("%s is disabled in include/mappings/delivery.yaml: nothing to reconcile", destination)
+        return sync_run_id
     run_id = UUID(sync_run_id)
     settings = load_reconcile_settings().destinations[destination]
     with connect(StagingDbHook().conninfo()) as conn:

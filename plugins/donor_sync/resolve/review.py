@@ -23,6 +23,7 @@ import pandas as pd
 import psycopg
 
 from donor_sync.errors import DonorSyncError
+from donor_sync.events.producers import produce_merge_events
 from donor_sync.identity import comparison_levels, prepare
 from donor_sync.privacy.consent.state import refresh_consent_state
 from donor_sync.resolve import match_store
@@ -289,6 +290,7 @@ def merge_donors(
     match_store.refresh_match_keys(conn, [survivor, merged], rules.dedup, nicknames=rules.nicknames)
     # The survivor's consent now derives from both donors' events (most restrictive wins).
     refresh_consent_state(conn, [survivor, merged], actor=actor, now=now)
+    produce_merge_events(conn, [decision_id])  # donor.merged to event subscribers
     _audit(
         conn,
         actor=actor,

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import psycopg
 
+from donor_sync.events.producers import produce_gift_events
 from donor_sync.observability import runs
 from donor_sync.privacy.consent.ingest import ingest_staged_signals
 from donor_sync.resolve.aggregates import AggregateCounts, refresh_aggregates
@@ -48,6 +49,7 @@ def resolve_run(
     gifts = resolve_gifts(conn, batch_ids, now=now, settings=giving)
     aggregates = refresh_aggregates(conn, gifts.donor_ids, today=giving.today(now), settings=giving)
     consent = ingest_staged_signals(conn, batch_ids, actor=actor, now=now, run_id=run_id)
+    events = produce_gift_events(conn, gifts.donor_ids, run_id=run_id, now=now)  # donation.created/refunded
     figures = {
         "new_donors": donors.new_donors,
         # New records that did not become a donor of their own: attached to an existing donor (same
@@ -62,6 +64,7 @@ def resolve_run(
         "gifts_created": gifts.gifts_created,
         "donors_refreshed": len(gifts.donor_ids),
         "consent_events_recorded": consent.events_recorded,
+        "outbound_events": events.recorded,
     }
     for metric, value in figures.items():
         runs.record_metric(conn, run_id, stage="resolve", metric=metric, value=value, task_id=task_id)

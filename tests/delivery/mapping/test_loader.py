@@ -62,7 +62,8 @@ def _broken(tmp_path: Path, old: str, new: str, at: str | None) -> tuple[Path, i
 
 def test_the_shipped_mappings_load() -> None:
     paths = shipped_mapping_paths()
-    assert [p.stem for p in paths] == ["hubspot", "salesforce"]
+    assert [p.stem for p in paths] == sorted(p.stem for p in paths)
+    assert {"hubspot", "mailchimp", "salesforce"} <= {p.stem for p in paths}
     for path in paths:
         mapping, problems = validate_file(path)
         assert problems == [], [str(p) for p in problems]
@@ -70,8 +71,8 @@ def test_the_shipped_mappings_load() -> None:
         assert mapping.destination == path.stem
         assert mapping.path == path
     assert load_destination("salesforce").object("opportunity").priority == 50
-    with pytest.raises(ConfigError, match="no mapping file for destination 'mailchimp'"):
-        load_destination("mailchimp")
+    with pytest.raises(ConfigError, match="no mapping file for destination 'mandrill'"):
+        load_destination("mandrill")
 
 
 def test_the_base_snippet_is_valid(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from tests.privacy.erasers.connections import OUTBOUND_SECRET
 def test_the_shipped_settings_load() -> None:
     settings = load_erasure_settings()
 
-    assert settings.enabled_systems() == ["salesforce", "hubspot", "mailchimp", "braze", "outbound_webhooks"]
+    # donor.erased reaches event subscribers through the event pipeline; the direct POST is off
+    assert settings.enabled_systems() == ["salesforce", "hubspot", "mailchimp", "braze"]
     assert settings.destinations.mailchimp.method == "delete_permanent"
 
 
@@ -68,7 +69,12 @@ def test_erasers_for_builds_each_system_from_its_connection_and_erases_everywher
     )
     emulators["braze"].seed("users", [{"external_id": DONOR.donor_id, "first_name": DONOR.first}])
 
-    erasers = erasers_for()
+    shipped = load_erasure_settings()
+    direct = shipped.destinations.outbound_webhooks.model_copy(update={"enabled": True})
+    settings = shipped.model_copy(
+        update={"destinations": shipped.destinations.model_copy(update={"outbound_webhooks": direct})}
+    )
+    erasers = erasers_for(settings=settings)
 
     assert [e.system for e in erasers] == ["salesforce", "hubspot", "mailchimp", "braze", "outbound_webhooks"]
     assert all(isinstance(e, DestinationEraser) for e in erasers)

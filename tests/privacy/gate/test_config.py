@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from donor_sync.cli import main
 from donor_sync.delivery.mapping import load_destination
 from donor_sync.errors import ConfigError
+from donor_sync.paths import include_dir
 from donor_sync.privacy.gate import load_gate, load_policy
 from donor_sync.privacy.gate.facts import ConsentState, DonorFacts
 from donor_sync.privacy.profiles import (
@@ -79,8 +80,8 @@ def test_policy_errors_name_file_line_and_field(tmp_path: Path, text: str, field
 
 
 def test_a_destination_without_policy_receives_nothing() -> None:
-    with pytest.raises(ConfigError, match=r"destinations\.mailchimp: no privacy policy"):
-        load_gate("mailchimp", policy=load_policy())
+    with pytest.raises(ConfigError, match=r"destinations\.mandrill: no privacy policy"):
+        load_gate("mandrill", policy=load_policy())
 
 
 @pytest.mark.parametrize(
@@ -137,12 +138,13 @@ def test_a_profile_must_agree_with_its_mapping() -> None:
 
 def test_shipped_policy_and_profiles_agree_with_the_mappings() -> None:
     policy = load_policy()
-    for destination in ("salesforce", "hubspot"):
+    for destination in ("salesforce", "hubspot", "mailchimp"):
         assert destination in policy.destinations
         assert check_profile(profile_for(destination), load_destination(destination)) == []
     result = CliRunner().invoke(main, ["privacy", "profiles", "validate"])
     assert result.exit_code == 0, result.output
-    assert "2 profile(s) valid" in result.output
+    profiles = len(list((include_dir() / "mappings" / "privacy" / "profiles").glob("*.yaml")))
+    assert f"{profiles} profile(s) valid" in result.output
 
 
 def test_validate_reports_a_bad_profile(tmp_path: Path) -> None:

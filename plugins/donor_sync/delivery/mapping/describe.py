@@ -176,7 +176,24 @@ def normalize(destination: str, object_name: str, doc: Mapping[str, Any]) -> Des
 #: Objects that are not CRM objects and have no property metadata to check against, per
 #: destination: HubSpot's communication subscription statuses (their checks are
 #: :func:`donor_sync.delivery.connectors.hubspot.subscriptions_write.check_mapping`).
-UNDESCRIBED_OBJECTS: Mapping[str, frozenset[str]] = {HUBSPOT: frozenset({"communication_preferences"})}
+UNDESCRIBED_OBJECTS: Mapping[str, frozenset[str]] = {
+    HUBSPOT: frozenset({"communication_preferences"}),
+    # Braze has no field metadata API: users take any custom attribute, events any property.
+    "braze": frozenset({"users", "subscription_groups", "events"}),
+    # Mailchimp members have fixed fields plus merge fields, which the connector creates
+    # (MailchimpConnector.ensure_merge_fields) and checks by type when it is built.
+    "mailchimp": frozenset({"members"}),
+}
+
+
+def needs_metadata(mapping: DestinationMapping) -> bool:
+    """Whether any object of ``mapping`` has field metadata at the destination to check against."""
+    undescribed = UNDESCRIBED_OBJECTS.get(mapping.destination, frozenset())
+    return any(
+        obj.association is None and obj.object is not None and obj.object not in undescribed
+        for obj in mapping.objects
+    )
+
 
 #: Returns an object's described metadata, None when the destination has no such object.
 DescribeLookup = Callable[[str], DescribedObject | None]

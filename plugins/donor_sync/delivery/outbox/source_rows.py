@@ -133,6 +133,20 @@ def _email_status(purpose: str) -> str:
     )
 
 
+# Marketing consent on SMS (Braze's SMS subscription group): the live sms row, `suppressed` when
+# a suppression stops sms, `lapsed` when a choice was made once but none holds now.
+_SMS_MARKETING_STATUS = (
+    "(SELECT CASE WHEN s.status IN ('opt_in', 'soft_opt_in') AND (d.is_deceased OR d.do_not_contact OR "
+    + _SUPPRESSED.format(channels="'sms', 'all'", reasons="'deceased', 'do_not_contact', 'do_not_solicit'")
+    + """) THEN 'suppressed' ELSE coalesce(s.status, CASE WHEN EXISTS (SELECT 1 FROM core.consent_events e
+        WHERE e.purpose = 'marketing' AND e.channel IN ('sms', 'all') AND e.donor_id IN (SELECT x.donor_id
+        FROM core.donors x WHERE x.donor_id = d.donor_id OR x.merged_into = d.donor_id))
+        THEN 'lapsed' END) END
+    FROM (SELECT (SELECT cs.status::text FROM core.consent_state cs WHERE cs.donor_id = d.donor_id
+        AND cs.purpose = 'marketing' AND cs.channel = 'sms'
+        AND (cs.expires_at IS NULL OR cs.expires_at > now())) AS status) s)"""
+)
+
 _DONOR_SELECT = _select_list(
     "donor",
     "d",
@@ -150,6 +164,7 @@ _DONOR_SELECT = _select_list(
         **{f"{c}_opt_out": _opt_out(c) for c in ("email", "phone", "sms", "mail")},
         **{f"consent_{p}_email_status": _email_status(p) for p in _EMAIL_PURPOSES},
         **{f"consent_{p}_email_basis": f"ec.{p}_basis" for p in _EMAIL_PURPOSES},
+        "consent_marketing_sms_status": _SMS_MARKETING_STATUS,
     },
 )
 _DONOR_ROWS = f"""

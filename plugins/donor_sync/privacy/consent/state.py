@@ -40,6 +40,7 @@ from typing import Any
 
 import psycopg
 
+from donor_sync.events.producers import produce_consent_events
 from donor_sync.observability import audit
 from donor_sync.privacy.consent.vocabulary import CONCRETE_CHANNELS, RESTRICTIVENESS
 
@@ -300,6 +301,7 @@ def refresh_consent_state(
             rows=[(donor, {"changes": detail}) for donor, detail in changes],
             run_id=run_id,
         )
+        produce_consent_events(conn, changes, now=now, run_id=run_id)  # consent.changed to subscribers
     return StateRefresh(
         int(scope[0]) if scope else 0, max(deleted, 0), max(written, 0), tuple(d for d, _ in changes)
     )

@@ -30,6 +30,7 @@ from uuid import UUID
 
 import psycopg
 
+from donor_sync.events.producers import produce_erasure_event
 from donor_sync.observability import audit
 from donor_sync.privacy.contracts import DestinationEraser, Receipt
 from donor_sync.privacy.erasure.purge import purge_local
@@ -121,7 +122,36 @@ def _freeze(
         tombstone_values(facts.emails, facts.phones, [(s, e) for s, e, _ in facts.source_ids]),
         subject_hashes,
     )
+    # donor.erased queued for every event subscriber; push_events delivers it (docs/events.md)
+    produce_erasure_event(conn, request_id, ids, now=now)
+    store_receipt(conn, request_id, _announced(conn, request_id))
     return 0
+
+
+def _announced(conn: psycopg.Connection, request_id: UUID) -> Receipt:
+    """The ``outbound_webhooks`` receipt: the request's donor.erased event is queued for each subscriber."""
+    rows = conn.execute(
+        "SELECT e.event_id::text, (SELECT count(DISTINCT o.destination) FROM sync.outbox o"
+        "  WHERE starts_with(o.destination, 'webhook_') AND o.entity = 'donor_erased'"
+        "  AND o.record_key = e.event_id::text)"
+        " FROM sync.events e WHERE e.fact_key = %s",
+        (f"donor.erased:{request_id}",),
+    ).fetchall()
+    event_ids = [str(r[0]) for r in rows]
+    queued = sum(int(r[1]) for r in rows)
+    return Receipt(
+        system="outbound_webhooks",
+        action="notified",
+        status="done",
+        counts={"subscribers": queued},
+        verified=bool(event_ids),
+        verification=(
+            f"donor.erased {', '.join(event_ids)} queued for {queued} subscriber(s); push_events delivers"
+            " it signed, with retries and per-subscriber dead letters"
+            if event_ids
+            else "no donor.erased event was recorded"
+        ),
+    )
 
 
 def _failed_receipt(system: str, exc: BaseException) -> Receipt:
