@@ -53,3 +53,34 @@ def default_retry(attempts: int = 5, wait: tenacity.wait.wait_base | None = None
         stop=tenacity.stop_after_attempt(attempts),
         reraise=True,
     )
+
+
+def refusal(where: str, status: int, code: str, *, credentials: str, permission: str = "") -> Exception:
+    """Return the error for a non-retryable HTTP refusal of a small REST client's call.
+
+    401: the credentials were refused (``credentials`` says what to check); 403/404: the key lacks the
+    endpoint or the object is gone (permanent; ``permission`` may say what to grant); any other 4xx:
+    the request's content was refused (validation, the batch is split to isolate the bad record).
+    """
+    from donor_sync.delivery.contracts import BatchRejectedError, DestinationUnavailableError, FailureClass
+
+    if status == 401:
+        return DestinationUnavailableError(
+            f"{where}: {credentials}",
+            error_class=FailureClass.AUTH,
+            error_code=code,
+            http_status=status,
+        )
+    if status in (403, 404):
+        return DestinationUnavailableError(
+            f"{where} answered HTTP {status} ({code}){permission}",
+            error_class=FailureClass.PERMANENT,
+            error_code=code,
+            http_status=status,
+        )
+    return BatchRejectedError(
+        f"{where} refused the request (HTTP {status} {code})",
+        error_class=FailureClass.VALIDATION,
+        error_code=code,
+        http_status=status,
+    )

@@ -25,8 +25,8 @@ import requests
 import tenacity
 
 from donor_sync.delivery.connectors.braze.ratelimit import RatePacer, rate_limit_wait_s
-from donor_sync.delivery.connectors.retrying import RetryableError, default_retry
-from donor_sync.delivery.contracts import BatchRejectedError, DestinationUnavailableError, FailureClass
+from donor_sync.delivery.connectors.retrying import RetryableError, default_retry, refusal
+from donor_sync.delivery.contracts import DestinationUnavailableError, FailureClass
 from donor_sync.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -197,27 +197,12 @@ class BrazeClient:
             raise RetryableError(_STATUS_CODES.get(status, f"HTTP_{status}"), status, wait)
         if status < 400 or (keep_client_errors and status == 400):
             return Reply(status, decoded, dict(response.headers))
-        code = _STATUS_CODES.get(status, f"HTTP_{status}")
-        where = f"Braze {method} {path}"
-        if status == 401:
-            raise DestinationUnavailableError(
-                f"{where}: the REST API key was refused; check the connection's password",
-                error_class=FailureClass.AUTH,
-                error_code=code,
-                http_status=status,
-            )
-        if status in (403, 404):
-            raise DestinationUnavailableError(
-                f"{where} answered HTTP {status} ({code}); grant the key the endpoint's permission",
-                error_class=FailureClass.PERMANENT,
-                error_code=code,
-                http_status=status,
-            )
-        raise BatchRejectedError(
-            f"{where} refused the request (HTTP {status})",
-            error_class=FailureClass.VALIDATION,
-            error_code=code,
-            http_status=status,
+        raise refusal(
+            f"Braze {method} {path}",
+            status,
+            _STATUS_CODES.get(status, f"HTTP_{status}"),
+            credentials="the REST API key was refused; check the connection's password",
+            permission="; grant the key the endpoint's permission",
         )
 
 

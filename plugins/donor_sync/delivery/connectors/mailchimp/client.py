@@ -31,8 +31,8 @@ from typing import Any
 import requests
 import tenacity
 
-from donor_sync.delivery.connectors.retrying import RetryableError, default_retry
-from donor_sync.delivery.contracts import BatchRejectedError, DestinationUnavailableError, FailureClass
+from donor_sync.delivery.connectors.retrying import RetryableError, default_retry, refusal
+from donor_sync.delivery.contracts import DestinationUnavailableError, FailureClass
 from donor_sync.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -274,26 +274,11 @@ class MailchimpClient:
         if status < 400 or status in accept:
             return Reply(status, body)
         code = _problem_code(body, status)
-        where = f"Mailchimp {method} {_template(path)}"
-        if status == 401:
-            raise DestinationUnavailableError(
-                f"{where}: the API key was refused ({code}); check the connection's key and data centre",
-                error_class=FailureClass.AUTH,
-                error_code=code,
-                http_status=status,
-            )
-        if status in (403, 404):
-            raise DestinationUnavailableError(
-                f"{where} answered HTTP {status} ({code})",
-                error_class=FailureClass.PERMANENT,
-                error_code=code,
-                http_status=status,
-            )
-        raise BatchRejectedError(
-            f"{where} refused the request (HTTP {status} {code})",
-            error_class=FailureClass.VALIDATION,
-            error_code=code,
-            http_status=status,
+        raise refusal(
+            f"Mailchimp {method} {_template(path)}",
+            status,
+            code,
+            credentials=f"the API key was refused ({code}); check the connection's key and data centre",
         )
 
 
