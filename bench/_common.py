@@ -67,3 +67,30 @@ def write_result(
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def bench_url(name: str) -> str:
+    """Return the URL of a benchmark's own database on the configured server
+    (``DONOR_SYNC_DB_URL``, else ``DONOR_SYNC_TEST_DB_URL``, else the machine's Postgres)."""
+    from donor_sync.db import with_database
+
+    server = os.environ.get("DONOR_SYNC_DB_URL") or os.environ.get("DONOR_SYNC_TEST_DB_URL") or DEFAULT_SERVER
+    return with_database(server, name)
+
+
+def random_uuids(rng: Any, n: int) -> Any:
+    """Return ``n`` random version-4 uuids as strings (a numpy object array), from ``rng``."""
+    import numpy as np
+
+    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    hexes = raw.tobytes().hex()
+    out = np.empty(n, dtype=object)
+    for i in range(n):
+        h = hexes[32 * i : 32 * i + 32]
+        out[i] = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return out

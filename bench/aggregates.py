@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import resource
 import sys
 import time
@@ -35,31 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import metric, write_result
+from _common import bench_url, metric, random_uuids, write_result
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 TODAY = date(2026, 1, 15)
-
-
-def bench_url(name: str) -> str:
-    """Return the URL of the benchmark's own database on the configured server."""
-    from donor_sync.db import with_database
-
-    server = os.environ.get("DONOR_SYNC_DB_URL") or os.environ.get("DONOR_SYNC_TEST_DB_URL") or DEFAULT_SERVER
-    return with_database(server, name)
-
-
-def _uuids(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Return ``n`` random version-4 uuids as strings."""
-    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    hexes = raw.tobytes().hex()
-    out = np.empty(n, dtype=object)
-    for i in range(n):
-        h = hexes[32 * i : 32 * i + 32]
-        out[i] = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return out
 
 
 def _copy(conn: Any, table: tuple[str, str], columns: dict[str, Any]) -> None:
@@ -79,7 +56,7 @@ def _copy(conn: Any, table: tuple[str, str], columns: dict[str, Any]) -> None:
 def synthesize(conn: Any, donors: int, seed: int = 11) -> dict[str, int]:
     """Load donors, gifts and plans (COPY, then set-based SQL); return what was loaded."""
     rng = np.random.default_rng(seed)
-    ids = _uuids(rng, donors)
+    ids = random_uuids(rng, donors)
     first = np.array(["Ann", "Bob", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jo"], dtype=object)
     last = np.char.add("Surname", rng.integers(0, 50_000, donors).astype(str)).astype(object)
     _copy(

@@ -32,9 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import metric, write_result
-
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+from _common import bench_url, metric, write_result
 
 FIRST = [
     "james",
@@ -455,16 +453,6 @@ STATES = [
     "WY",
     "DC",
 ]
-
-
-def bench_url(name: str) -> str:
-    """Return the URL of the benchmark's own database on the configured server."""
-    import os
-
-    from donor_sync.db import with_database
-
-    server = os.environ.get("DONOR_SYNC_DB_URL") or os.environ.get("DONOR_SYNC_TEST_DB_URL") or DEFAULT_SERVER
-    return with_database(server, name)
 
 
 def surnames(rng: np.random.Generator, count: int) -> np.ndarray:

@@ -19,7 +19,6 @@ Run from the repository root: ``.venv/bin/python bench/outbox_queue.py --size 10
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
@@ -31,19 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import metric, write_result
+from _common import bench_url, metric, write_result
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DESTINATION = "salesforce"
 GIFTS_PER_DONOR = 2
-
-
-def bench_url(name: str) -> str:
-    """Return the URL of the benchmark's own database on the configured server."""
-    from donor_sync.db import with_database
-
-    server = os.environ.get("DONOR_SYNC_DB_URL") or os.environ.get("DONOR_SYNC_TEST_DB_URL") or DEFAULT_SERVER
-    return with_database(server, name)
 
 
 class BenchRenderer:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import resource
 import statistics
 import sys
@@ -59,11 +58,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
-from _common import metric, write_result
+from _common import bench_url, metric, random_uuids, write_result
 
 from donor_sync.privacy.gate import DestinationGate, GateResult
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "ds_bench_privacy"
 DESTINATION = "salesforce"
 ACTOR = "bench:privacy"
@@ -72,14 +70,6 @@ CHANNELS = np.array(["email", "sms", "phone", "mail", "all"], dtype=object)
 STATUSES = np.array(["opt_in", "soft_opt_in", "opt_out"], dtype=object)
 BASIS = {"opt_in": "consent", "soft_opt_in": "legitimate_interests", "opt_out": None}
 AUDIT_CHUNK = 100_000
-
-
-def bench_url(name: str) -> str:
-    """Return the URL of the benchmark's own database on the configured server."""
-    from donor_sync.db import with_database
-
-    server = os.environ.get("DONOR_SYNC_DB_URL") or os.environ.get("DONOR_SYNC_TEST_DB_URL") or DEFAULT_SERVER
-    return with_database(server, name)
 
 
 @dataclass(frozen=True)
@@ -161,19 +151,6 @@ class Peaks:
 # -- synthesis ----------------------------------------------------------------------------------------
 
 
-def _uuids(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Return ``n`` random version-4 uuids as strings."""
-    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    hexes = raw.tobytes().hex()
-    out = np.empty(n, dtype=object)
-    for i in range(n):
-        h = hexes[32 * i : 32 * i + 32]
-        out[i] = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return out
-
-
 def _ts(seconds: np.ndarray) -> pa.Array:
     return pa.array(
         seconds.astype("datetime64[s]").astype("datetime64[us]"), type=pa.timestamp("us", tz="UTC")
@@ -197,7 +174,7 @@ def _copy(conn: psycopg.Connection, table: tuple[str, str], columns: Mapping[str
 def synthesize(conn: psycopg.Connection, donors: int, seed: int, now: datetime) -> dict[str, int]:
     """Load donors (5% merged), their Stripe source records and consent events; return the counts."""
     rng = np.random.default_rng(seed)
-    ids = _uuids(rng, donors)
+    ids = random_uuids(rng, donors)
     now_s = now.timestamp()
     start_s = datetime(2019, 1, 1, tzinfo=UTC).timestamp()
     merged = rng.random(donors) < 0.05

@@ -64,8 +64,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import metric, write_result
-from aggregates import _copy, _uuids, bench_url
+from _common import bench_url, metric, random_uuids, write_result
+from aggregates import _copy
 
 DESTINATIONS = ("hubspot", "salesforce")
 HUBSPOT_TOKEN = "pat-na1-sandbox"  # the emulator's default private-app token
@@ -100,7 +100,7 @@ def synthesize(conn: Any, donors: int, seed: int = 23) -> dict[str, int]:
     """
     rng = np.random.default_rng(seed)
     loaded_at = np.datetime64(datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1), "s")
-    ids = _uuids(rng, donors)
+    ids = random_uuids(rng, donors)
     index = np.arange(donors)
     is_org = rng.random(donors) < 0.01
     first = np.array(["Ann", "Bob", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jo"], dtype=object)
@@ -137,7 +137,7 @@ def synthesize(conn: Any, donors: int, seed: int = 23) -> dict[str, int]:
     paired = people[: (int(len(people) * 0.3) // 2) * 2].reshape(-1, 2)
     households = len(paired)
     if households:
-        household_ids = _uuids(rng, households)
+        household_ids = random_uuids(rng, households)
         _copy(
             conn,
             ("core", "households"),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import os
 import resource
 import sys
 import time
@@ -28,19 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import metric, write_result
+from _common import bench_url, metric, write_result
 
 #: Raw records the generator writes per donor (measured: 20,000 donors -> 135,797 records).
 RECORDS_PER_DONOR = 6.79
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def bench_url(name: str) -> str:
-    """Return the URL of the benchmark's own database on the configured server."""
-    from donor_sync.db import with_database
-
-    server = os.environ.get("DONOR_SYNC_DB_URL") or os.environ.get("DONOR_SYNC_TEST_DB_URL") or DEFAULT_SERVER
-    return with_database(server, name)
 
 
 def sample_dir(donors: int, seed: int) -> Path:
