@@ -4,10 +4,14 @@ The plugin also adds a "Sync health" entry to the Airflow UI's Browse menu. The 
 in a frame of the same origin, so the login cookie goes with it. Airflow does not protect plugin
 apps, so the dashboard checks every request with Airflow's own auth manager. It accepts the UI's
 ``_token`` cookie or a Bearer token and refuses anything else with 401 (docs/dashboard.md).
+External monitors read ``/sync-health/api/health`` with the monitor token instead: the password
+of the Airflow connection ``sync_health_monitor`` (one token per line while one is rotated), which
+opens that endpoint only.
 
 Importing this module is cheap and opens nothing. When a request arrives, the staging database
-is looked up from the ``donor_sync_db`` connection (then kept for a short while), and the auth
-manager and ``[api] secret_key`` are read. ``[api] secret_key`` keys the forms' CSRF tokens, and
+is looked up from the ``donor_sync_db`` connection and the monitor token from
+``sync_health_monitor`` (each then kept for a short while), and the auth manager and
+``[api] secret_key`` are read. ``[api] secret_key`` keys the forms' CSRF tokens, and
 every API server worker must share it, as Airflow itself requires.
 """
 
@@ -21,11 +25,30 @@ from donor_sync.hooks.privacy_keys import install
 from donor_sync.web.dashboard.app import create_app
 from donor_sync.web.dashboard.auth import AirflowAuthenticator, CsrfTokens
 from donor_sync.web.staging_conninfo import CachedStagingConninfo
+from donor_sync.web.webhooks.secret_sources import CachedSecrets, SecretUnavailable, split_secrets
 
 #: Where the dashboard is mounted in the API server, and its route in the Airflow UI.
 URL_PREFIX = "/sync-health"
-#: How long the staging database's address is reused before the connection is read again.
+#: How long the staging database's address and the monitor token are reused before their
+#: connections are read again (a rotated token takes effect within this).
 LOOKUP_TTL_S = 30.0
+
+
+class AirflowConnectionPasswords:
+    """Secrets kept as an Airflow connection's password: the name is the connection id."""
+
+    def secrets(self, name: str) -> tuple[str, ...]:
+        """Return the tokens in connection ``name``'s password (none when it does not exist)."""
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = BaseHook.get_connection(name)
+        except AirflowNotFoundException:
+            return ()
+        except Exception as exc:  # a secrets backend or the metadata database failed: retry later
+            raise SecretUnavailable(type(exc).__name__) from exc
+        return split_secrets(conn.password)
 
 
 def _csrf_secret() -> bytes:
@@ -48,6 +71,7 @@ app = create_app(
     auth=AirflowAuthenticator(),
     csrf=CsrfTokens(_csrf_secret),
     airflow_base_path=_airflow_base_path(),
+    monitor_tokens=CachedSecrets(AirflowConnectionPasswords(), ttl_s=LOOKUP_TTL_S),
 )
 
 

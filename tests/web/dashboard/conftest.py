@@ -114,9 +114,12 @@ def csrf() -> CsrfTokens:
     return CsrfTokens(CSRF_SECRET)
 
 
-def build_app(db_url: str, csrf: CsrfTokens) -> FastAPI:
-    """The dashboard on ``db_url``, checking tokens with the API server's auth manager."""
-    return create_app(conninfo=db_url, auth=AirflowAuthenticator(), csrf=csrf, rules=rules)
+def build_app(db_url: str | Callable[[], str], csrf: CsrfTokens, **options: Any) -> FastAPI:
+    """The dashboard on ``db_url``, checking tokens with the API server's auth manager.
+
+    :param options: more arguments of ``create_app`` (``monitor_tokens``, ``health``).
+    """
+    return create_app(conninfo=db_url, auth=AirflowAuthenticator(), csrf=csrf, rules=rules, **options)
 
 
 def client_for(app: FastAPI, *, bearer: str | None = None, cookie: str | None = None) -> TestClient:
@@ -130,12 +133,13 @@ def client_for(app: FastAPI, *, bearer: str | None = None, cookie: str | None = 
 
 @dataclass(frozen=True)
 class Seeded:
-    """A staging database with one review pair, dead letters and circuit breakers."""
+    """A staging database with one review pair, dead letters, circuit breakers and a week of runs."""
 
     url: str
     review_id: int
     left: str
     right: str
+    runs: SeededRuns
 
 
 def seed_health(conn: psycopg.Connection, donor_id: str | None = None) -> None:
@@ -185,23 +189,32 @@ def seed_health(conn: psycopg.Connection, donor_id: str | None = None) -> None:
 
 @pytest.fixture(scope="module")
 def seeded(server_url: str, template_url: str) -> Iterator[Seeded]:
-    """A database shared by a module's read-only tests: one review pair of JANE, dead letters, breakers."""
+    """A database shared by a module's read-only tests: one review pair of JANE, dead letters, breakers,
+    and the runs of :func:`seed_runs`."""
     url = with_database(server_url, f"ds_dash_{os.getpid()}_{next(_seeded)}")
     drop_database(url)
     ensure_database(url, template=database_name(template_url))
     with connect(url) as conn:
         left, right, review_id = review_pair(conn, JANE, "s")
         seed_health(conn, left)
-    yield Seeded(url, review_id, left, right)
+        runs = seed_runs(conn)
+    yield Seeded(url, review_id, left, right, runs)
     drop_database(url)
 
 
 @pytest.fixture
 def make_client(csrf: CsrfTokens, auth_manager: Any) -> Callable[..., TestClient]:
-    """``make_client(db_url, bearer=..., cookie=...)``: a client of the dashboard on that database."""
+    """``make_client(db_url, bearer=..., cookie=..., **create_app_options)``: a client of the
+    dashboard on that database."""
 
-    def make(db_url: str, *, bearer: str | None = None, cookie: str | None = None) -> TestClient:
-        return client_for(build_app(db_url, csrf), bearer=bearer, cookie=cookie)
+    def make(
+        db_url: str | Callable[[], str],
+        *,
+        bearer: str | None = None,
+        cookie: str | None = None,
+        **options: Any,
+    ) -> TestClient:
+        return client_for(build_app(db_url, csrf, **options), bearer=bearer, cookie=cookie)
 
     return make
 
@@ -223,3 +236,145 @@ def audit_rows(db: psycopg.Connection, action: str) -> list[tuple[str, str, dict
     ).fetchall()
     db.commit()
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+# -- runs and their metrics, as the issue-9 metric contract records them --------------------------
+
+MONITOR_TOKEN = "monitor-token-0123456789abcdef-test"
+#: destinations and sources of the seeded hourly runs
+DESTINATIONS = ("hubspot", "mailchimp")
+SOURCES = ("stripe", "donorbox")
+HOURLY_RUNS = 6
+
+
+@dataclass(frozen=True)
+class SeededRuns:
+    """What :func:`seed_runs` wrote: the hourly runs' start times (oldest first) and ``now``."""
+
+    now: Any
+    hourly_starts: list[Any]
+    nightly_starts: list[Any]
+
+
+def _run(
+    conn: psycopg.Connection,
+    dag_id: str,
+    started: Any,
+    *,
+    status: str = "success",
+    dry_run: bool = False,
+    minutes: int = 10,
+) -> str:
+    from datetime import timedelta
+
+    row = conn.execute(
+        "INSERT INTO sync.runs (dag_id, airflow_run_id, run_type, dry_run, status, started_at, finished_at)"
+        " VALUES (%s, %s, 'scheduled', %s, %s, %s, %s) RETURNING run_id::text",
+        (
+            dag_id,
+            f"scheduled__{started.isoformat()}",
+            dry_run,
+            status,
+            started,
+            started + timedelta(minutes=minutes),
+        ),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _metrics(
+    conn: psycopg.Connection, run_id: str, rows: list[tuple[str, str, str, str, float, str]]
+) -> None:
+    """Insert ``(stage, scope, part, metric, value, unit)`` rows for a run."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO sync.run_metrics (run_id, stage, scope, part, metric, value, unit)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(run_id, *row) for row in rows],
+        )
+
+
+def hourly_metrics(i: int) -> list[tuple[str, str, str, str, float, str]]:
+    """The figures of the ``i``-th seeded hourly run (0 = oldest): every one follows from ``i``."""
+    rows: list[tuple[str, str, str, str, float, str]] = []
+    for n, source in enumerate(SOURCES):
+        rows.append(("extract", source, "", "read", 100.0 * (i + 1) + n, "records"))
+    for n, destination in enumerate(DESTINATIONS):
+        # a fanned-out push: two parts, summed
+        rows.append(("push", destination, "0", "pushed", 40.0 + i, "records"))
+        rows.append(("push", destination, "1", "pushed", 10.0 * (n + 1), "records"))
+        rows.append(("outcome", destination, "", "success_rate", 1.0 - 0.05 * i * (n + 1), "ratio"))
+        slower = (i + 1) * (n + 1)  # later runs and the second destination are slower
+        rows.append(("latency", destination, "", "gift_to_destination_p50", 60.0 * slower, "seconds"))
+        rows.append(("latency", destination, "", "gift_to_destination_p95", 300.0 * slower, "seconds"))
+        rows.append(("latency", destination, "", "gift_to_destination_max", 900.0 * slower, "seconds"))
+        rows.append(("latency", destination, "", "gifts_landed", 50.0, "records"))
+        rows.append(("dead_letters", destination, "", "open", float(i + n), "count"))
+        rows.append(("dead_letters", destination, "", "oldest_open_age", 3600.0 * i, "seconds"))
+        rows.append(("dead_letters", destination, "", "new", 1.0, "records"))
+        rows.append(("breaker", destination, "", "state", 2.0 if destination == "hubspot" else 0.0, "count"))
+    rows.append(("api", "hubspot", "", "calls", 20.0, "calls"))
+    rows.append(("api", "hubspot", "", "quota_limit", 250_000.0, "count"))
+    rows.append(("api", "hubspot", "", "quota_remaining", 250_000.0 - 20_000.0 * (i + 1), "count"))
+    rows.append(("api", "hubspot", "", "quota_remaining_ratio", 1.0 - 0.08 * (i + 1), "ratio"))
+    return rows
+
+
+def seed_runs(conn: psycopg.Connection, now: Any | None = None) -> SeededRuns:
+    """Write the runs a week of operation leaves (metrics per the contract) and API usage windows.
+
+    * ``donations_hourly``: :data:`HOURLY_RUNS` hourly runs, the last one started 70 minutes ago
+      and finished 60 minutes ago; the fourth failed. A dry run and a run 10 days old, which
+      trends leave out.
+    * ``donors_nightly``: two nightly runs with the quality scorecard, the last 20 hours ago.
+    * ``privacy_requests``: none (never succeeded).
+    * ``sync.api_usage``: HubSpot's daily window (120,000 of 250,000 left; the day before's:
+      1,000) and a Mailchimp window without a limit.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    now = now or datetime.now(UTC)
+    first = now - timedelta(minutes=70) - timedelta(hours=HOURLY_RUNS - 1)
+    hourly = [first + timedelta(hours=i) for i in range(HOURLY_RUNS)]
+    for i, started in enumerate(hourly):
+        run_id = _run(conn, "donations_hourly", started, status="failed" if i == 3 else "success")
+        _metrics(conn, run_id, hourly_metrics(i))
+    dry = _run(conn, "donations_hourly", now - timedelta(minutes=30), dry_run=True)
+    _metrics(conn, dry, [("extract", "stripe", "", "read", 9999.0, "records")])
+    old = _run(conn, "donations_hourly", now - timedelta(days=10))
+    _metrics(conn, old, [("extract", "stripe", "", "read", 7777.0, "records")])
+    nightly = [now - timedelta(hours=44), now - timedelta(hours=20, minutes=30)]
+    for i, started in enumerate(nightly):
+        run_id = _run(conn, "donors_nightly", started, minutes=30)
+        _metrics(
+            conn,
+            run_id,
+            [
+                ("quality", "", "", "score", 0.90 + 0.02 * i, "ratio"),
+                ("quality", "", "", "completeness", 0.95, "ratio"),
+                ("quality", "", "", "validity", 0.97, "ratio"),
+                ("quality", "", "", "duplicate_rate", 0.03 - 0.01 * i, "ratio"),
+                ("quality", "", "", "consent_coverage", 0.80 + 0.05 * i, "ratio"),
+            ],
+        )
+    conn.execute(
+        "INSERT INTO sync.api_usage (vendor, quota_window, window_start, calls, quota_limit, quota_remaining,"
+        " observed_at) VALUES ('hubspot', 'daily', date_trunc('day', %(now)s), 1200, 250000, 120000,"
+        " %(now)s - interval '65 minutes'),"
+        " ('hubspot', 'daily', date_trunc('day', %(now)s) - interval '1 day', 9000, 250000, 1000,"
+        " %(now)s - interval '1 day'),"
+        " ('mailchimp', 'per_10s', %(now)s - interval '2 hours', 40, NULL, NULL,"
+        " %(now)s - interval '2 hours')",
+        {"now": now},
+    )
+    conn.commit()
+    return SeededRuns(now, hourly, nightly)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "chromium: drives the system's Chromium (/usr/bin/chromium, Debian's chromium package)"
+        " with Playwright",
+    )

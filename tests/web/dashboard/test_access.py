@@ -25,6 +25,7 @@ ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/reviews/{review_id}/decision", {"data": {"decision": "approve"}}),
     ("POST", "/api/reviews/{review_id}/decision", {"json": {"decision": "approve"}}),
     ("GET", "/api/summary", {}),
+    ("GET", "/api/health", {}),
 ]
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from donor_sync.local_airflow import connection_json_from_url
 from tests.conftest import REPO_ROOT
-from tests.web.dashboard.conftest import Seeded, Tokens
+from tests.web.dashboard.conftest import MONITOR_TOKEN, Seeded, Tokens
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
@@ -53,6 +53,7 @@ def test_airflow_loads_mounts_and_links_the_dashboard_behind_its_login(
     init_plugins(api_server)  # Airflow's own mounting of plugin apps
     client = TestClient(api_server, base_url="http://airflow.test", follow_redirects=False)
     assert client.get("/sync-health/api/summary").status_code == 401
+    assert client.get("/sync-health/api/health").status_code == 401
     forged = TestClient(api_server, base_url="http://airflow.test", cookies={"_token": tokens.forged()})
     assert forged.get("/sync-health/").status_code == 401
     browser = client.get("/sync-health/reviews", headers={"Accept": "text/html"})
@@ -93,3 +94,29 @@ def test_the_library_app_does_not_import_airflow() -> None:
         " assert 'pandas' not in sys.modules, 'pandas imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, timeout=60)
+
+
+def test_the_monitor_token_is_read_from_its_airflow_connection_and_opens_the_health_endpoint_only(
+    seeded: Seeded, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_DONOR_SYNC_DB", connection_json_from_url(seeded.url))
+    monkeypatch.delenv("AIRFLOW_CONN_SYNC_HEALTH_MONITOR", raising=False)
+    bearer = {"Authorization": f"Bearer {MONITOR_TOKEN}"}
+    # no connection: the monitor token is nothing
+    unset = TestClient(_fresh_plugin_module().app, base_url="http://airflow.test")
+    assert unset.get("/api/health", headers=bearer).status_code == 401
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SYNC_HEALTH_MONITOR", json.dumps({"conn_type": "generic", "password": MONITOR_TOKEN})
+    )
+    client = TestClient(_fresh_plugin_module().app, base_url="http://airflow.test")
+    health = client.get("/api/health", headers=bearer)
+    assert health.status_code == 200, health.text
+    assert health.json()["checks"]["database"]["ok"] is True
+    assert client.get("/api/summary", headers=bearer).status_code == 401
+    assert client.get("/", headers=bearer).status_code == 401
+    wrong = {"Authorization": f"Bearer {MONITOR_TOKEN[::-1]}"}
+    assert client.get("/api/health", headers=wrong).status_code == 401
+    assert client.get("/api/health").status_code == 401
+    airflow = {"Authorization": f"Bearer {tokens.valid()}"}
+    assert client.get("/api/health", headers=airflow).status_code == 200

@@ -3,7 +3,8 @@
 Routes, relative to where the app is mounted (``/sync-health`` in Airflow):
 
 =========================================  ===================================================
-``GET  /``                                 overview: open circuits, review queue, dead letters
+``GET  /``                                 overview: charts, last successful runs, open
+                                           circuits, review queue, dead letters
 ``GET  /circuits``                         open and half-open circuit breakers
 ``GET  /dead-letters``                     dead letters (read-only) with the commands to act
 ``GET  /reviews``                          the dedup review queue (ids and scores)
@@ -11,9 +12,11 @@ Routes, relative to where the app is mounted (``/sync-health`` in Airflow):
 ``POST /reviews/{id}/decision``            approve, reject or defer from the page's form
 ``POST /api/reviews/{id}/decision``        the same as JSON, for scripts
 ``GET  /api/summary``                      counts and open circuits as JSON
+``GET  /api/health``                       health for external monitors (200 ok/degraded, 503 down)
 =========================================  ===================================================
 
-Every route needs a valid Airflow login (:mod:`.auth`). Without one the answer is 401: JSON
+Every route needs a valid Airflow login (:mod:`.auth`); ``/api/health`` also takes the monitor
+token, which opens nothing else. Without one the answer is 401: JSON
 under ``/api``, a page elsewhere, and for a browser a redirect to Airflow's login page. Answers
 never quote a token or a donor value, and every response carries the headers of
 :func:`~donor_sync.web.dashboard.pages.security_headers`.
@@ -37,6 +40,8 @@ from donor_sync.web.dashboard.pages import Pages
 
 if TYPE_CHECKING:
     from donor_sync.resolve.donors import ResolveRules
+    from donor_sync.web.dashboard.health_settings import HealthSettings
+    from donor_sync.web.webhooks.secret_sources import SecretSource
 
 __all__ = ["create_app"]
 
@@ -68,6 +73,8 @@ def create_app(
     csrf: CsrfTokens,
     rules: Callable[[], ResolveRules] | None = None,
     airflow_base_path: str = "/",
+    health: Callable[[], HealthSettings] | None = None,
+    monitor_tokens: SecretSource | None = None,
 ) -> FastAPI:
     """Build the dashboard.
 
@@ -79,6 +86,9 @@ def create_app(
     :param csrf: issues and checks the forms' CSRF tokens.
     :param rules: returns the resolve rules a merge applies (default: the shipped ones, read once).
     :param airflow_base_path: the Airflow UI's base path, for links to DAG pages.
+    :param health: returns the health endpoint's thresholds (default: the shipped ones, read once).
+    :param monitor_tokens: where the monitor tokens are looked up (by the name
+        ``sync_health_monitor``); None: ``/api/health`` takes Airflow tokens only.
     """
     app = FastAPI(title="donor-sync sync health", openapi_url=None, docs_url=None, redoc_url=None)
     pages = Pages(airflow_base_path=airflow_base_path)
@@ -88,6 +98,8 @@ def create_app(
         csrf=csrf,
         rules=rules or review_routes.shipped_rules,
         pages=pages,
+        health=health or health_routes.shipped_health_settings,
+        monitor=monitor_tokens,
     )
     app.include_router(health_routes.router)
     app.include_router(review_routes.router)

@@ -19,6 +19,10 @@ library stays free of Airflow.
 
 State-changing requests that carry the cookie also need a CSRF token from :class:`CsrfTokens`;
 docs/dashboard.md explains why.
+
+External monitors cannot log in to Airflow. The health endpoint alone also takes a **monitor
+token**: a secret kept as the password of the Airflow connection ``sync_health_monitor``, sent as
+``Authorization: Bearer <token>`` and compared in constant time (:func:`monitor_token_matches`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from typing import Any, Protocol
 
 __all__ = [
     "COOKIE_NAME",
+    "MIN_MONITOR_TOKEN_LENGTH",
+    "MONITOR_CONNECTION",
     "REVIEW_DAG_ID",
     "AirflowAuthenticator",
     "AuthUnavailable",
@@ -44,12 +50,17 @@ __all__ = [
     "Permission",
     "TokenSource",
     "credential_from",
+    "monitor_token_matches",
 ]
 
 #: The cookie the Airflow UI keeps its JWT in (``airflow...base_auth_manager.COOKIE_NAME_JWT_TOKEN``).
 COOKIE_NAME = "_token"
 #: The DAG whose permissions govern the dashboard: it runs the full dedup pass and owns the queue.
 REVIEW_DAG_ID = "donors_nightly"
+#: The Airflow connection whose password holds the monitor token(s) (one per line, for rotation).
+MONITOR_CONNECTION = "sync_health_monitor"
+#: Shorter configured monitor tokens are ignored: a guessable secret must not open the endpoint.
+MIN_MONITOR_TOKEN_LENGTH = 24
 
 
 class Permission(StrEnum):
@@ -242,3 +253,18 @@ class CsrfTokens:
         if age < -60 or age > self.max_age_s:  # a minute of clock skew between workers is tolerated
             return False
         return hmac.compare_digest(mac, self._mac(user_id, issued))
+
+
+def monitor_token_matches(presented: str, configured: tuple[str, ...] | list[str]) -> bool:
+    """Return whether ``presented`` is one of the configured monitor tokens, in constant time.
+
+    Both sides are hashed first, so the comparison takes as long whatever their lengths, and every
+    configured token is compared (no early exit). Tokens shorter than
+    :data:`MIN_MONITOR_TOKEN_LENGTH` are never accepted.
+    """
+    digest = hashlib.sha256(presented.encode()).digest()
+    matched = False
+    for token in configured:
+        same = hmac.compare_digest(digest, hashlib.sha256(token.encode()).digest())
+        matched |= same and len(token) >= MIN_MONITOR_TOKEN_LENGTH
+    return matched

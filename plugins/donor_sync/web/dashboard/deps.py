@@ -4,7 +4,8 @@
 ``decider`` also needs the decide permission. For a state-changing request authenticated by the
 cookie, it also needs a valid CSRF token, in the form field ``csrf_token`` or the header
 ``X-CSRF-Token``. Both raise :class:`Refused`, which the app turns into a JSON answer under
-``/api`` and a page elsewhere.
+``/api`` and a page elsewhere. ``watcher`` guards the health endpoint alone: it also takes the
+monitor token of the ``sync_health_monitor`` connection, which opens nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from donor_sync.web.dashboard.auth import (
+    MONITOR_CONNECTION,
     AuthenticationFailed,
     Authenticator,
     AuthUnavailable,
@@ -28,11 +30,14 @@ from donor_sync.web.dashboard.auth import (
     Permission,
     TokenSource,
     credential_from,
+    monitor_token_matches,
 )
 from donor_sync.web.dashboard.pages import Pages
+from donor_sync.web.webhooks.secret_sources import SecretSource, SecretUnavailable
 
 if TYPE_CHECKING:
     from donor_sync.resolve.donors import ResolveRules
+    from donor_sync.web.dashboard.health_settings import HealthSettings
 
 __all__ = [
     "CSRF_FIELD",
@@ -40,12 +45,15 @@ __all__ = [
     "ConnInfo",
     "DashboardState",
     "Decider",
+    "Monitor",
     "Principal",
     "Refused",
     "SignedIn",
+    "Watcher",
     "decider",
     "signed_in",
     "staging",
+    "watcher",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,6 +84,9 @@ class DashboardState:
     csrf: CsrfTokens
     rules: Callable[[], ResolveRules]
     pages: Pages
+    health: Callable[[], HealthSettings]
+    #: where the monitor tokens are (``sync_health_monitor``); None: no monitor token is accepted
+    monitor: SecretSource | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +170,50 @@ async def decider(request: Request, principal: SignedIn) -> Principal:
 
 
 Decider = Annotated[Principal, Depends(decider)]
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """An external monitor that presented the monitor token (it may read the health endpoint only)."""
+
+    connection: str = MONITOR_CONNECTION
+
+    @property
+    def actor(self) -> str:
+        """Return who asked, for the log."""
+        return f"monitor:{self.connection}"
+
+
+async def watcher(request: Request) -> Principal | Monitor:
+    """Let in a monitor with the monitor token (Bearer header only), else a signed-in reader.
+
+    A monitor token is not an Airflow token: every other route refuses it with 401. When the
+    monitor tokens cannot be looked up and the request has no valid Airflow token either, the
+    answer is 503 (try again), never a pass.
+    """
+    settings = state(request)
+    credential = credential_from(request.headers, request.cookies)
+    lookup_failed = False
+    if credential is not None and credential.source is TokenSource.HEADER and settings.monitor is not None:
+        try:
+            configured = await run_in_threadpool(settings.monitor.secrets, MONITOR_CONNECTION)
+        except SecretUnavailable as exc:
+            log.error("dashboard: cannot read the monitor token now (%s)", exc)
+            lookup_failed = True
+        else:
+            if monitor_token_matches(credential.token, configured):
+                return Monitor()
+    try:
+        return await signed_in(request)
+    except Refused as exc:
+        if lookup_failed and exc.status == 401:
+            raise Refused(
+                503, "auth_unavailable", "The monitor token cannot be checked now; try again shortly."
+            ) from None
+        raise
+
+
+Watcher = Annotated[Principal | Monitor, Depends(watcher)]
 
 
 @contextmanager
