@@ -1,8 +1,12 @@
-"""Slack alerts: what a failure and a missed deadline post, through a real HTTP webhook."""
+"""Slack notifiers without a staging database: a failure is still posted (plainly), the deadline
+alert is the project's async Slack webhook notifier, and importing them is cheap."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,7 +16,9 @@ from typing import ClassVar
 
 import pytest
 
+from donor_sync.local_airflow import connection_json_from_url
 from donor_sync.observability.notifiers import SLACK_CONN_ID, deadline_alert, failure_notifier
+from tests.conftest import REPO_ROOT
 
 
 class _Webhook(BaseHTTPRequestHandler):
@@ -38,6 +44,10 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, object]]]:
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{SLACK_CONN_ID.upper()}", json.dumps({"conn_type": "slackwebhook", "password": url})
     )
+    # No staging database: the notifier cannot record the incident and posts the failure plainly.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DONOR_SYNC_DB", connection_json_from_url("postgresql://etl@127.0.0.1:1/x")
+    )
     _Webhook.received = []
     yield _Webhook.received
     server.shutdown()
@@ -55,14 +65,34 @@ def test_failure_posts_ids_and_exception_class_but_not_its_message(slack: list[d
     assert "scheduled__2026" in text
     assert "http://localhost:8080/log" in text
     assert "jane@example.org" not in text, "exception messages may hold PII and must not reach Slack"
+    assert "docs/runbooks/sync-failure.md" in text
 
 
 def test_deadline_alert_is_an_async_slack_callback_with_templated_text() -> None:
     alert = deadline_alert(timedelta(minutes=50), "gifts are late")
     assert alert.interval == timedelta(minutes=50)
-    assert alert.callback.path.endswith("slack_webhook.SlackWebhookNotifier")
+    assert alert.callback.path == "donor_sync.observability.notifiers.DeadlineSlackWebhookNotifier"
     assert alert.callback.kwargs["slack_webhook_conn_id"] == SLACK_CONN_ID
     text = alert.callback.kwargs["text"]
     assert "{{ dag_run.dag_id }}" in text
+    assert "{{ dag_run.dag_run_id }}" in text, "the simplified deadline context names the run dag_run_id"
     assert "{{ deadline.deadline_time }}" in text
     assert text.endswith("gifts are late")
+
+
+def test_importing_the_notifiers_loads_neither_the_database_nor_the_alerting_library() -> None:
+    """DAG files import them: parsing stays cheap."""
+    code = (
+        "import sys\n"
+        "import donor_sync.observability.notifiers\n"
+        "heavy = ('donor_sync.observability.alerting', 'psycopg', 'donor_sync.db')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins")},
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"

@@ -116,7 +116,6 @@ def push_task(sync_run_id: str, destination: str) -> str:
     from donor_sync.db import connect
     from donor_sync.delivery import run as delivery
     from donor_sync.hooks.staging_db import StagingDbHook
-    from donor_sync.observability.alerts import send_alert
 
     if not _enabled(destination):
         return sync_run_id
@@ -138,10 +137,8 @@ def push_task(sync_run_id: str, destination: str) -> str:
             worker_id=worker,
             deadline=datetime.now(UTC) + PUSH_BUDGET,
         )
-    for transition in report.transitions:
-        icon = ":white_check_mark:" if transition.to_state == "closed" else ":rotating_light:"
-        send_alert(
-            f"{icon} *{destination}* circuit breaker: {transition.describe()} (run `{sync_run_id}`). "
-            "Runbook: docs/runbooks/open-circuit.md"
-        )
+        if report.transitions:  # the circuit_open incident: one message when it opens, one when it closes
+            from donor_sync.operators.alert_tasks import alert_circuit_changes
+
+            alert_circuit_changes(conn, sync_run_id)
     return sync_run_id

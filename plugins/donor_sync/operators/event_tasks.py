@@ -28,7 +28,7 @@ def push_events_task(sync_run_id: str) -> str:
     from donor_sync.events.push import push_subscribers
     from donor_sync.hooks.events import subscriber_connector, subscriber_destinations
     from donor_sync.hooks.staging_db import StagingDbHook
-    from donor_sync.observability.alerts import send_alert
+    from donor_sync.operators.alert_tasks import alert_circuit_changes
 
     context = get_current_context()
     if (context.get("params") or {}).get("dry_run"):
@@ -44,14 +44,10 @@ def push_events_task(sync_run_id: str) -> str:
             worker_id=f"{ti.dag_id}.{ti.task_id}.{ti.run_id}.{ti.try_number}",
             deadline=datetime.now(UTC) + EVENTS_BUDGET,
         )
-    for destination, pushed in report.reports.items():
+        if any(pushed.transitions for pushed in report.reports.values()):
+            alert_circuit_changes(conn, sync_run_id)  # one message when a breaker opens, one when it closes
+    for pushed in report.reports.values():
         log.info("%s", pushed.summary())
-        for transition in pushed.transitions:
-            icon = ":white_check_mark:" if transition.to_state == "closed" else ":rotating_light:"
-            send_alert(
-                f"{icon} *{destination}* circuit breaker: {transition.describe()} (run `{sync_run_id}`). "
-                "Runbook: docs/runbooks/open-circuit.md"
-            )
     if report.errors:
         raise DonorSyncError(
             "event push failed for " + ", ".join(f"{d} ({e})" for d, e in sorted(report.errors.items()))

@@ -50,16 +50,22 @@ def process_requests(sync_run_id: str, params: Mapping[str, Any]) -> dict[str, i
     return figures
 
 
-def check_deadlines() -> int:
-    """Alert (Slack) on requests due within 7 days or overdue, at most once a day each."""
+def check_deadlines(sync_run_id: str | None = None) -> int:
+    """Alert (Slack) on requests near or past their deadline: the ``erasure_deadline`` incidents.
+
+    One message when a request comes within ``days_before`` (alerts.yaml, 7) of its deadline, one
+    when it is overdue, one when it is done; the run's check_alerts task meets the same incidents,
+    so nothing is posted twice. Returns the messages sent.
+    """
     from donor_sync.db import connect
     from donor_sync.hooks.staging_db import StagingDbHook
-    from donor_sync.observability.alerts import send_alert
-    from donor_sync.privacy.requests.deadlines import check_deadlines as check
+    from donor_sync.observability.alerting.rules import ERASURE_DEADLINE
+    from donor_sync.operators.alert_tasks import check_alerts
 
     with connect(StagingDbHook().conninfo()) as conn:
-        alerted = check(conn, send_alert, within_days=7)
-    return len(alerted)
+        report = check_alerts(conn, sync_run_id, kinds={ERASURE_DEADLINE})
+    log.info("deadline alerts: %s", report.summary())
+    return report.delivery.messages
 
 
 @task(task_id="process_requests", pool="staging_db", execution_timeout=timedelta(minutes=25))
@@ -72,8 +78,8 @@ def process_requests_task(sync_run_id: str, **context: Any) -> str:
 
 @task(task_id="check_deadlines", execution_timeout=timedelta(minutes=5))
 def check_deadlines_task(sync_run_id: str) -> str:
-    """Airflow task: the 30-day deadline alerts (due within 7 days or overdue; once a day each)."""
-    log.info("deadline alerts sent for %s request(s)", check_deadlines())
+    """Airflow task: the 30-day deadline alerts (near, overdue, done: one message each per request)."""
+    log.info("%s deadline alert message(s) sent", check_deadlines(sync_run_id))
     return sync_run_id
 
 

@@ -1,8 +1,10 @@
-"""The 30-day deadline of rights requests: which are due soon or overdue, and alerting once a day.
+"""The 30-day deadline of rights requests: which are due soon or overdue, and alerting on them.
 
-The alert text names request ids, kinds, states and deadlines, never a donor. Sending is passed in
-(``send``: the operator gives :func:`donor_sync.observability.alerts.send_alert`), so this module
-stays free of Airflow.
+Alerts are incidents (``erasure_deadline:<request id>``, :mod:`donor_sync.observability.alerting`):
+one message when a request comes within the window of its deadline, one when it is overdue, one
+when it is completed or rejected. Texts name request ids, kinds, states and deadlines, never a
+donor. Sending is passed in (``send``; the operators give the Slack sender), so this module stays
+free of Airflow.
 """
 
 from __future__ import annotations
@@ -43,19 +45,6 @@ def due_soon(
     return [DueRequest(*r) for r in rows]
 
 
-def alert_text(requests: list[DueRequest], now: datetime) -> str:
-    """Return the Slack text for these requests (ids, kinds, states, deadlines)."""
-    overdue = [r for r in requests if r.overdue(now)]
-    lines = [
-        f":rotating_light: {len(requests)} privacy request(s) near or past their 30-day deadline"
-        f" ({len(overdue)} overdue). Runbook: docs/erasure.md#deadlines"
-    ]
-    for r in requests:
-        state = "OVERDUE" if r.overdue(now) else "due"
-        lines.append(f"• {r.request_id} {r.kind} ({r.status}): {state} {r.due_at:%Y-%m-%d %H:%M} UTC")
-    return "\n".join(lines)
-
-
 def check_deadlines(
     conn: psycopg.Connection,
     send: Callable[[str], bool],
@@ -63,23 +52,31 @@ def check_deadlines(
     within_days: int = 7,
     now: datetime | None = None,
 ) -> list[DueRequest]:
-    """Alert on requests due within ``within_days`` or overdue, each at most once a day; commit.
+    """Alert on requests due within ``within_days`` or overdue, once when due and once when overdue.
 
-    :return: the requests alerted on (``alerted_at`` is set only when the alert was delivered).
+    The ``erasure_deadline`` rule of include/mappings/alerts.yaml with ``days_before`` set to
+    ``within_days``; an undelivered alert is sent by the next check. Commits.
+
+    :return: the requests whose alert (due or overdue) was delivered by this call.
     """
-    now = now or datetime.now(UTC)
-    due = [
-        r
-        for r in due_soon(conn, within_days, now=now)
-        if r.alerted_at is None or r.alerted_at <= now - timedelta(days=1)
-    ]
-    if not due:
-        return []
-    if send(alert_text(due, now)):
-        conn.execute(
-            "UPDATE sync.privacy_requests SET alerted_at = %s WHERE request_id = ANY(%s::uuid[])",
-            (now, [r.request_id for r in due]),
-        )
-        conn.commit()
-        return due
-    return []
+    from donor_sync.observability.alerting import Links, evaluate_and_notify, load_alert_rules
+    from donor_sync.observability.alerting.rules import ERASURE_DEADLINE
+
+    rules = load_alert_rules()
+    rule = rules.rules.erasure_deadline.model_copy(update={"days_before": within_days, "enabled": True})
+    rules = rules.model_copy(update={"rules": rules.rules.model_copy(update={ERASURE_DEADLINE: rule})})
+    report = evaluate_and_notify(
+        conn,
+        run_id=None,
+        send=send,
+        links=Links(docs_base_url=rules.slack.docs_base_url),
+        rules=rules,
+        kinds={ERASURE_DEADLINE},
+        now=now,
+    )
+    delivered = {
+        key.split(":", 1)[1]
+        for kind, key in report.delivery.sent
+        if kind in ("opened", "escalated") and key.startswith(f"{ERASURE_DEADLINE}:")
+    }
+    return [r for r in due_soon(conn, within_days, now=now) if str(r.request_id) in delivered]
