@@ -26,6 +26,7 @@ from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
 from donor_sync.operators.delivery_tasks import DESTINATION_POOLS, push_task
 from donor_sync.operators.dlq_tasks import dead_letter_action_task
+from donor_sync.operators.health_tasks import check_health_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
@@ -84,5 +85,8 @@ with DAG(
     sync_run = open_run_task()
     acted = dead_letter_action_task(sync_run)
     closed = close_run_task(sync_run)
+    # Whatever became of the run: record its health figures and judge the alert rules.
+    health = check_health_task(sync_run)
+    health >> closed
     for destination, pool in DESTINATION_POOLS.items():
-        acted >> push_task.override(task_id=f"push_{destination}", pool=pool)(sync_run, destination) >> closed
+        acted >> push_task.override(task_id=f"push_{destination}", pool=pool)(sync_run, destination) >> [health, closed]

@@ -60,6 +60,7 @@ from donor_sync.operators.delivery_tasks import DESTINATION_POOLS, push_task, qu
 from donor_sync.operators.email_platform_tasks import PULLBACK_TASKS
 from donor_sync.operators.event_tasks import push_events_task
 from donor_sync.operators.extract_tasks import API_SOURCES, extract_source_task
+from donor_sync.operators.health_tasks import check_health_task
 from donor_sync.operators.journey_tasks import journeys_task
 from donor_sync.operators.resolve_tasks import resolve_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
@@ -110,17 +111,20 @@ with DAG(
     standardized = standardize_task.override(task_id="standardize")(sync_run)
     resolved = resolve_task.override(task_id="resolve")(sync_run)
     closed = close_run_task(sync_run)
+    # Whatever became of the run: record its health figures and judge the alert rules.
+    health = check_health_task(sync_run)
+    health >> closed
     extracted >> standardized >> resolved
     # Stewardship journeys (docs/journeys.md): after resolve and the pull-backs, before the pushes.
     journeys = journeys_task.override(task_id="journeys")(sync_run)
     resolved >> journeys
     # Outbound events (docs/events.md): queued where their facts happen (resolve, merges, consent
     # pulled back from the email platforms), delivered per subscriber once those have run.
-    journeys >> push_events_task.override(task_id="push_events")(sync_run) >> closed
+    journeys >> push_events_task.override(task_id="push_events")(sync_run) >> [health, closed]
     for destination, pool in DESTINATION_POOLS.items():
         queued = queue_task.override(task_id=f"queue_{destination}")(sync_run, destination)
         pushed = push_task.override(task_id=f"push_{destination}", pool=pool)(sync_run, destination)
-        resolved >> queued >> pushed >> closed
+        resolved >> queued >> pushed >> [health, closed]
         journeys >> pushed
         pull = PULLBACK_TASKS.get(destination)
         if pull is not None:  # unsubscribes, complaints, cleaned addresses: every run, before the queue

@@ -39,6 +39,7 @@ from donor_sync.operators.privacy_tasks import anchor_audit_log_task, expire_con
 from donor_sync.operators.reconcile_tasks import CRM_POOLS, reconcile_task
 from donor_sync.operators.resolve_tasks import refit_match_weights_task
 from donor_sync.operators.retention_tasks import retention_purge_task
+from donor_sync.operators.health_tasks import check_health_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
@@ -59,4 +60,6 @@ with DAG(
     refit = refit_match_weights_task(sync_run)
     for destination, pool in CRM_POOLS.items():
         reconcile_task.override(task_id=f"reconcile_{destination}", pool=pool)(sync_run, destination) >> refit
-    close_run_task(anchor_audit_log_task(expire_consent_task(retention_purge_task(refit))))
+    last = anchor_audit_log_task(expire_consent_task(retention_purge_task(refit)))
+    # Whatever became of the run: record its health figures and judge the alert rules.
+    last >> check_health_task(sync_run) >> close_run_task(last)

@@ -32,6 +32,7 @@ from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
 from donor_sync.operators.event_tasks import push_events_task
 from donor_sync.operators.privacy_tasks import check_deadlines_task, process_requests_task
+from donor_sync.operators.health_tasks import check_health_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
@@ -57,7 +58,10 @@ with DAG(
         ),
     },
 ):
-    processed = process_requests_task(open_run_task())
+    sync_run = open_run_task()
+    processed = process_requests_task(sync_run)
     # donor.erased (and consent.changed) events reach the event subscribers in the same run.
     announced = push_events_task.override(task_id="push_events")(processed)
-    close_run_task(check_deadlines_task(announced))
+    deadlines = check_deadlines_task(announced)
+    # Whatever became of the run: record its health figures and judge the alert rules.
+    deadlines >> check_health_task(sync_run) >> close_run_task(deadlines)

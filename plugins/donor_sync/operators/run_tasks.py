@@ -5,6 +5,8 @@ Database code is imported inside the callables so that parsing a DAG stays cheap
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
@@ -12,6 +14,8 @@ from typing import Any
 from uuid import UUID
 
 from airflow.sdk import task
+
+log = logging.getLogger(__name__)
 
 
 def open_run(context: Mapping[str, Any]) -> str:
@@ -54,7 +58,22 @@ def close_run(sync_run_id: str) -> str:
         summary = runs.load_summary(conn, UUID(sync_run_id))  # fails before the run is marked done
         advance_from_run(conn, UUID(sync_run_id))  # only a successful run moves watermarks
         finished_at = runs.close_run(conn, UUID(sync_run_id), status="success")
+        _resolve_missed_deadline(conn, summary.dag_id, sync_run_id)
     return runs.format_summary(replace(summary, status="success", finished_at=finished_at))
+
+
+def _resolve_missed_deadline(conn: Any, dag_id: str, sync_run_id: str) -> None:
+    """A run that succeeded ends the DAG's missed-deadline incident, if one is open (Slack is told).
+
+    Never fails the run it closes: a problem is logged and the next alert check posts what is owed.
+    """
+    from donor_sync.operators.alert_tasks import resolve_deadline
+
+    try:
+        resolve_deadline(conn, dag_id, sync_run_id)
+    except Exception as exc:
+        conn.rollback()
+        log.warning("missed-deadline incident of %s left to the next alert check (%s)", dag_id, type(exc).__name__)
 
 
 def mark_run_failed(context: Mapping[str, Any]) -> None:
