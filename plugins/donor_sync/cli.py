@@ -23,12 +23,21 @@ from donor_sync.cli_support import friendly_errors as _friendly_errors
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="donor-sync")
 @click.option("-v", "--verbose", is_flag=True, help="Log what is happening (ids and hashes only, never PII).")
-def main(verbose: bool) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    envvar="DONOR_SYNC_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    help="Log lines as text or one JSON object per line (also $DONOR_SYNC_LOG_FORMAT).",
+)
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, log_format: str) -> None:
     """Sync a nonprofit's donors and gifts from donation platforms into CRMs and email platforms."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from donor_sync.observability.logging import bind, configure
+
+    configure(level=logging.INFO if verbose else logging.WARNING, log_format=log_format)
+    bind(command=ctx.invoked_subcommand)
 
 
 # -- db -------------------------------------------------------------------------------------------
@@ -328,6 +337,13 @@ cli_privacy_consent.register(main)  # joins the `privacy` group too; keep it aft
 from donor_sync.cli_journeys import journeys_group  # noqa: E402 - `donor-sync journeys`
 
 main.add_command(journeys_group)
+from donor_sync import cli_smoke  # noqa: E402, F401 - registers `donor-sync smoke`
+from donor_sync.cli_health import health_group  # noqa: E402 - `donor-sync health`
+
+main.add_command(health_group)
+from donor_sync.cli_alerts import alerts_group  # noqa: E402 - `donor-sync alerts`
+
+main.add_command(alerts_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -8,7 +8,8 @@ from typing import Any
 
 import pendulum
 
-from donor_sync.observability.notifiers import failure_notifier
+from donor_sync.observability.logging import bind_task_context
+from donor_sync.observability.notifiers import failure_notifier, success_notifier
 from donor_sync.operators.retry_policy import LADDER_POLICY
 from donor_sync.retry_ladder import FAIL_FAST_ENV
 
@@ -32,4 +33,7 @@ def default_args(*, execution_timeout: timedelta = DEFAULT_TASK_TIMEOUT) -> dict
         "retry_policy": LADDER_POLICY,
         "execution_timeout": execution_timeout,
         "on_failure_callback": [failure_notifier()],
+        # Ends the task's failure incident, if one is open (one indexed query; Slack only then).
+        "on_success_callback": [success_notifier()],
+        "on_execute_callback": [bind_task_context],  # run, task and record ids on every log line
     }

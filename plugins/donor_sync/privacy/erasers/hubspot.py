@@ -1,13 +1,14 @@
 """Erase a donor from HubSpot: a GDPR delete of each contact; deals stay, renamed if named after them.
 
 1. Find the donor's contacts: by the ids core knows, by the unique ``donor_sync_id`` property
-   (every donor id) and by email (``idProperty=email``).
+   (every donor id) and by email (a batch read with ``idProperty=email``: the email goes in the
+   request's body, never in a URL).
 2. Deals are gifts (financial records) and stay: each deal associated with those contacts (and
    each deal core knows) whose ``dealname`` holds the donor's name, email or phone is renamed.
 3. ``POST /crm/v3/objects/contacts/gdpr-delete`` per contact (by id): HubSpot deletes it for
    good and blocklists its emails. Emails no contact holds are GDPR-deleted by email too (when
    ``blocklist_unmatched_emails``), so HubSpot refuses to re-create them from a form or import.
-4. Read back: ``GET`` each contact by id, by ``donor_sync_id`` and by email → 404; the deals'
+4. Read back: each contact by id, by ``donor_sync_id`` and by email → not found; the deals'
    names hold no PII.
 
 HubSpot keeps the blocklisted emails itself: that list is what stops a re-creation.
@@ -110,6 +111,8 @@ class HubSpotEraser:
 
     # -- finding ---------------------------------------------------------------------------------
     def _get_contact(self, value: str, id_property: str | None) -> tuple[str, dict[str, Any]] | None:
+        if id_property == "email":  # in a body, never a URL (request logs, proxies keep URLs)
+            return self._get_contact_by_email(value)
         params: dict[str, Any] = {"properties": _CONTACT_PROPERTIES}
         if id_property:
             params["idProperty"] = id_property
@@ -119,6 +122,15 @@ class HubSpotEraser:
         if reply.status == 404 or not isinstance(reply.body, dict):
             return None
         return str(reply.body["id"]), dict(reply.body.get("properties") or {})
+
+    def _get_contact_by_email(self, email: str) -> tuple[str, dict[str, Any]] | None:
+        properties = _CONTACT_PROPERTIES.split(",")
+        body = {"idProperty": "email", "inputs": [{"id": email}], "properties": properties}
+        reply = self.client.request("POST", f"{self._contacts_path}/batch/read", json=body, accept=(404,))
+        results = reply.body.get("results") if isinstance(reply.body, dict) else None
+        if not results:
+            return None
+        return str(results[0]["id"]), dict(results[0].get("properties") or {})
 
     def _lookups(self, subject: ErasureSubject) -> list[tuple[str, str | None]]:
         known = [r.remote_id for r in subject.remote_ids.get(SYSTEM, ()) if r.entity == "contact"]
