@@ -38,7 +38,9 @@ def check_health(sync_run_id: str, *, task_id: str = "check_health") -> str:
         report = check_alerts(conn, sync_run_id)
     log.info("alerts: %s", report.summary())
     if report.delivery.error:
-        log.warning("Slack did not take every message (%s); the next check sends the rest", report.delivery.error)
+        log.warning(
+            "Slack did not take every message (%s); the next check sends the rest", report.delivery.error
+        )
     if failure is not None:
         raise failure
     return summary

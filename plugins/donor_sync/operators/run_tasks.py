@@ -6,7 +6,6 @@ Database code is imported inside the callables so that parsing a DAG stays cheap
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
@@ -73,7 +72,9 @@ def _resolve_missed_deadline(conn: Any, dag_id: str, sync_run_id: str) -> None:
         resolve_deadline(conn, dag_id, sync_run_id)
     except Exception as exc:
         conn.rollback()
-        log.warning("missed-deadline incident of %s left to the next alert check (%s)", dag_id, type(exc).__name__)
+        log.warning(
+            "missed-deadline incident of %s left to the next alert check (%s)", dag_id, type(exc).__name__
+        )
 
 
 def mark_run_failed(context: Mapping[str, Any]) -> None:
