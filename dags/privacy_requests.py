@@ -13,8 +13,10 @@ LOCKED`; erasures: freeze + tombstones, every destination's eraser with a receip
 purge of raw, staging, core and sync; exports: a 0600 JSON file under `.local/exports`; consent
 changes recorded as consent events) → `push_events` (the `donor.erased` and `consent.changed`
 events, signed, to each subscriber of include/mappings/events.yaml; the erasure's
-`outbound_webhooks` receipt records the queued event) → `check_deadlines` (Slack alert for
-requests due within 7 days or overdue, at most once a day each) → `close_run`. A failed
+`outbound_webhooks` receipt records the queued event) → `check_deadlines` (the
+`erasure_deadline` incidents: one Slack message when a request comes within 7 days of its
+deadline, one when it is overdue, one when it is done; docs/alerts.md) → `check_health` (the
+run's health figures and every alert rule, whatever became of the run) → `close_run`. A failed
 destination leaves its request `failed`; the next run retries only what is not done.
 docs/erasure.md has the order and the runbook.
 
