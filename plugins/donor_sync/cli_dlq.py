@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from donor_sync.cli_support import cli_actor, connect_staging
+from donor_sync.cli_support import COUNT, ROW_ID, check_destination_filter, cli_actor, connect_staging
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 from donor_sync.delivery.contracts import FailureClass
 
@@ -52,7 +52,7 @@ def dlq_group() -> None:
     type=click.Choice([*_STATUSES, "all"]),
     help="Statuses to list (repeatable; default open).",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=COUNT, default=100, show_default=True)
 @_friendly_errors
 def list_command(
     destination: str | None, error_class: str | None, statuses: tuple[str, ...], limit: int
@@ -62,6 +62,7 @@ def list_command(
 
     wanted: tuple[str, ...] | None = None if "all" in statuses else (statuses or ("open",))
     with connect_staging() as conn:
+        check_destination_filter(conn, destination, "sync.dead_letters")
         letters = list_dead_letters(
             conn, destination=destination, error_class=error_class, statuses=wanted, limit=limit
         )
@@ -72,7 +73,7 @@ def list_command(
 
 
 @dlq_group.command("show")
-@click.argument("dead_letter_id", type=int)
+@click.argument("dead_letter_id", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print the letter as JSON.")
 @_friendly_errors
 def show_command(dead_letter_id: int, as_json: bool) -> None:
@@ -125,7 +126,7 @@ _NOTE = click.option("--note", default=None, help="Why (kept with the letter; no
 
 
 @dlq_group.command("replay")
-@click.argument("ids", nargs=-1, type=int)
+@click.argument("ids", nargs=-1, type=ROW_ID)
 @click.option("--destination", default=None, help="Replay every open letter of this destination ...")
 @click.option("--class", "error_class", type=_CLASSES, default=None, help="... of this error class only.")
 @_NOTE
@@ -141,6 +142,7 @@ def replay_command(
     if not ids and not destination:
         raise click.UsageError("give dead letter ids, or --destination [--class]")
     with connect_staging() as conn:
+        check_destination_filter(conn, destination, "sync.dead_letters")
         report = replay_selection(
             conn, destination=destination, error_class=error_class, ids=list(ids) or None,
             action="replay", actor=cli_actor(), note=note,
@@ -162,7 +164,7 @@ def _assignments(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 @dlq_group.command("edit")
-@click.argument("dead_letter_id", type=int)
+@click.argument("dead_letter_id", type=ROW_ID)
 @click.option(
     "--set",
     "assignments",
@@ -211,7 +213,7 @@ def edit_command(
 
 
 @dlq_group.command("discard")
-@click.argument("ids", nargs=-1, type=int, required=True)
+@click.argument("ids", nargs=-1, type=ROW_ID, required=True)
 @click.option(
     "--note", required=True, help="Why the letters are dropped (required; no personal data please)."
 )

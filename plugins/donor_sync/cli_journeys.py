@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from donor_sync.cli_support import connect_staging, emit_generated_doc
+from donor_sync.cli_support import COUNT, connect_staging, emit_generated_doc
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def _as_json(report: DecideReport) -> str:
     "--rules", "rules_path", type=click.Path(path_type=Path, dir_okay=False), help="Another rules file."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every entry).")
-@click.option("--limit", default=50, show_default=True, help="Entries listed.")
+@click.option("--limit", type=COUNT, default=50, show_default=True, help="Entries listed.")
 @_friendly_errors
 def plan_command(since: datetime | None, rules_path: Path | None, as_json: bool, limit: int) -> None:
     """Show who would enter which journey and who is suppressed and why; writes nothing."""
@@ -99,7 +99,7 @@ def plan_command(since: datetime | None, rules_path: Path | None, as_json: bool,
 @click.option(
     "--rules", "rules_path", type=click.Path(path_type=Path, dir_okay=False), help="Another rules file."
 )
-@click.option("--limit", default=50, show_default=True, help="Entries listed.")
+@click.option("--limit", type=COUNT, default=50, show_default=True, help="Entries listed.")
 @_friendly_errors
 def run_command(rules_path: Path | None, limit: int) -> None:
     """Decide now: enroll, suppress with reasons, queue triggers (as the DAG's journeys task)."""
@@ -112,7 +112,13 @@ def run_command(rules_path: Path | None, limit: int) -> None:
 
 
 @journeys_group.command("report")
-@click.option("--days", default=90, show_default=True, help="Window after entry for experiment results.")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 36_500),
+    default=90,
+    show_default=True,
+    help="Window after entry for experiment results.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_friendly_errors
 def report_command(days: int, as_json: bool) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from donor_sync.cli_support import connect_staging, emit_generated_doc
+from donor_sync.cli_support import MAPPED_DESTINATION, connect_staging, emit_generated_doc
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 from donor_sync.errors import ConfigError
 
@@ -133,7 +133,7 @@ def _subscription_problems(mappings: list[Any]) -> list[Any]:
 
 
 @mapping_group.command("objects")
-@click.argument("destination")
+@click.argument("destination", type=MAPPED_DESTINATION)
 @_friendly_errors
 def objects_command(destination: str) -> None:
     """List a destination's objects in push order: entity, object, source rows, key, mode, priority."""

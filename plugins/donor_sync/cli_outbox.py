@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from donor_sync.cli_support import cli_actor, connect_staging
+from donor_sync.cli_support import (
+    COUNT,
+    DESTINATION,
+    MAPPED_DESTINATION,
+    ROW_ID,
+    UUID_TEXT,
+    check_destination_filter,
+    cli_actor,
+    connect_staging,
+)
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 
 if TYPE_CHECKING:
@@ -64,12 +73,20 @@ def _print_plan(plan: Plan) -> None:
 
 
 @outbox_group.command("plan")
-@click.option("--destination", "-d", required=True, help="Destination name (salesforce, hubspot...).")
+@click.option(
+    "--destination",
+    "-d",
+    type=MAPPED_DESTINATION,
+    required=True,
+    help="Destination name (salesforce, hubspot...).",
+)
 @click.option(
     "--samples", type=click.IntRange(min=0), default=5, show_default=True, help="Per entity and action."
 )
 @click.option("--full", is_flag=True, help="Recompute every record (the nightly run), not only what changed.")
-@click.option("--donor", "donors", multiple=True, help="Only these donors and their gifts (repeatable).")
+@click.option(
+    "--donor", "donors", type=UUID_TEXT, multiple=True, help="Only these donors and their gifts (repeatable)."
+)
 @click.option("--show-pii", is_flag=True, help="Show sample payloads in clear (audited as PII access).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_friendly_errors
@@ -116,6 +133,7 @@ def status_command(destination: str | None) -> None:
     from donor_sync.delivery.outbox import outbox_status
 
     with connect_staging() as conn:
+        check_destination_filter(conn, destination, "sync.outbox")
         rows = outbox_status(conn, destination=destination)
     if not rows:
         click.echo("the outbox is empty")
@@ -141,13 +159,14 @@ def merges_group() -> None:
     type=click.Choice(["pending", "merged", "failed", "superseded"]),
     help="Statuses to list (default: pending).",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=COUNT, default=100, show_default=True)
 @_friendly_errors
 def merges_list(destination: str | None, statuses: tuple[str, ...], limit: int) -> None:
     """List destination merges, oldest first (donor ids and the destination's record ids)."""
     from donor_sync.delivery.outbox import list_merges
 
     with connect_staging() as conn:
+        check_destination_filter(conn, destination, "sync.destination_merges")
         merges = list_merges(conn, destination=destination, statuses=statuses or ("pending",), limit=limit)
     for m in merges:
         how = "merge in the CRM" if m.method == "crm_task" else "merge API"
@@ -160,7 +179,7 @@ def merges_list(destination: str | None, statuses: tuple[str, ...], limit: int) 
 
 
 @merges_group.command("done")
-@click.argument("destination_merge_id", type=int)
+@click.argument("destination_merge_id", type=ROW_ID)
 @_friendly_errors
 def merges_done(destination_merge_id: int) -> None:
     """Mark a listed merge done once a person merged the two records in the CRM (audited)."""
@@ -176,7 +195,13 @@ def merges_done(destination_merge_id: int) -> None:
 
 
 @outbox_group.command("queue")
-@click.option("--destination", "-d", required=True, help="Destination name (salesforce, hubspot...).")
+@click.option(
+    "--destination",
+    "-d",
+    type=MAPPED_DESTINATION,
+    required=True,
+    help="Destination name (salesforce, hubspot...).",
+)
 @click.option(
     "--full", is_flag=True, help="Recompute every record (after a mapping change), not only what changed."
 )
@@ -203,7 +228,9 @@ def queue_command(destination: str, full: bool, approve: bool) -> None:
 
 
 @outbox_group.command("push")
-@click.option("--destination", "-d", required=True, help="Destination name (salesforce, hubspot...).")
+@click.option(
+    "--destination", "-d", type=DESTINATION, required=True, help="Destination name (salesforce, hubspot...)."
+)
 @_friendly_errors
 def push_command(destination: str) -> None:
     """Push a destination's due outbox rows now, through its Airflow connection."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from donor_sync.cli_support import cli_actor, connect_staging
+from donor_sync.cli_support import ROW_ID, cli_actor, connect_staging
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 
 
@@ -29,7 +29,7 @@ def audit_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option(
     "--since-seq",
-    type=click.IntRange(min=1),
+    type=ROW_ID,
     default=None,
     help="Start at this chain position (trusting the row before it); default: the first row.",
 )

@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 
 import click
 
-from donor_sync.cli_support import cli_actor, connect_staging
+from donor_sync.cli_support import UUID_TEXT, cli_actor, connect_staging
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 from donor_sync.errors import DonorSyncError
 from donor_sync.privacy.consent.vocabulary import CHANNELS, PURPOSES, STATUSES
 
 
 @click.command("link")
-@click.argument("donor_id")
+@click.argument("donor_id", type=UUID_TEXT)
 @click.option(
     "--days", type=click.IntRange(1, 366), default=None, help="Days the link is valid (default: config)."
 )
@@ -45,7 +45,7 @@ def consent_group() -> None:
 
 
 @consent_group.command("show")
-@click.argument("donor_id")
+@click.argument("donor_id", type=UUID_TEXT)
 @_friendly_errors
 def show_command(donor_id: str) -> None:
     """Print DONOR_ID's derived consent state and its events as JSON (ids and vocabulary only)."""
@@ -88,7 +88,7 @@ def show_command(donor_id: str) -> None:
 
 
 @consent_group.command("set")
-@click.argument("donor_id")
+@click.argument("donor_id", type=UUID_TEXT)
 @click.option("--purpose", type=click.Choice(PURPOSES), required=True)
 @click.option("--channel", type=click.Choice(CHANNELS), required=True)
 @click.option("--status", type=click.Choice(STATUSES), required=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from donor_sync.cli_support import cli_actor, connect_staging
+from donor_sync.cli_support import COUNT, cli_actor, connect_staging
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 from donor_sync.privacy.keys import ENV_VAR, PURPOSES
 
@@ -54,7 +54,7 @@ def rotate_command(purpose: str) -> None:
 
 
 @keys_group.command("reencrypt")
-@click.option("--batch", type=click.IntRange(min=1), default=500, show_default=True, help="Rows per commit.")
+@click.option("--batch", type=COUNT, default=500, show_default=True, help="Rows per commit.")
 @_friendly_errors
 def reencrypt_command(batch: int) -> None:
     """Seal every encrypted column's values under the current encryption key (online, resumable)."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from donor_sync.cli_support import cli_actor, connect_staging
+from donor_sync.cli_support import COUNT, cli_actor, connect_staging
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def requests_group() -> None:
     type=click.Choice(["received", "in_progress", "completed", "failed", "rejected"]),
 )
 @click.option("--kind", type=click.Choice(["erasure", "export", "consent_change"]), default=None)
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=COUNT, default=100, show_default=True)
 @_friendly_errors
 def list_command(statuses: tuple[str, ...], kind: str | None, limit: int) -> None:
     """List requests, soonest deadline first."""

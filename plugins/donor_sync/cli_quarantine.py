@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from donor_sync.cli import main
-from donor_sync.cli_support import cli_actor, connect_staging
+from donor_sync.cli_support import COUNT, ROW_ID, cli_actor, connect_staging
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def quarantine_group() -> None:
 @click.option(
     "--all", "include_closed", is_flag=True, help="Include closed rows (fixed, released, discarded)."
 )
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=COUNT, default=100, show_default=True)
 @_friendly_errors
 def list_command(source: str | None, code: str | None, include_closed: bool, limit: int) -> None:
     """List quarantine rows, newest first (ids, kinds of record and reason codes; no values)."""
@@ -69,7 +69,7 @@ def list_command(source: str | None, code: str | None, include_closed: bool, lim
 
 
 @quarantine_group.command("show")
-@click.argument("quarantine_id", type=int)
+@click.argument("quarantine_id", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print the row as JSON.")
 @_friendly_errors
 def show_command(quarantine_id: int, as_json: bool) -> None:
@@ -104,7 +104,7 @@ def _overrides(assignments: tuple[str, ...]) -> dict[str, str | None]:
 
 
 @quarantine_group.command("fix")
-@click.argument("quarantine_id", type=int)
+@click.argument("quarantine_id", type=ROW_ID)
 @click.argument("assignments", nargs=-1, required=True, metavar="FIELD=VALUE...")
 @click.option("--note", default=None, help="Why (kept in the quarantine row and the audit log).")
 @_friendly_errors
@@ -128,7 +128,7 @@ def fix_command(quarantine_id: int, assignments: tuple[str, ...], note: str | No
 
 
 @quarantine_group.command("release")
-@click.argument("quarantine_id", type=int)
+@click.argument("quarantine_id", type=ROW_ID)
 @click.option("--note", default=None, help="Why it is accepted as it is.")
 @_friendly_errors
 def release_command(quarantine_id: int, note: str | None) -> None:
@@ -144,7 +144,7 @@ def release_command(quarantine_id: int, note: str | None) -> None:
 
 
 @quarantine_group.command("discard")
-@click.argument("quarantine_id", type=int)
+@click.argument("quarantine_id", type=ROW_ID)
 @click.option("--note", required=True, help="Why the record is dropped for good.")
 @_friendly_errors
 def discard_command(quarantine_id: int, note: str) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from donor_sync.cli_support import cli_actor, connect_staging
+from donor_sync.cli_support import COUNT, ROW_ID, UUID_TEXT, cli_actor, connect_staging
 from donor_sync.cli_support import friendly_errors as _friendly_errors
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def review_group() -> None:
     type=click.Choice(["pending", "deferred", "decided", "superseded"]),
     help="Statuses to list (default: pending and deferred).",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=COUNT, default=50, show_default=True)
 @_friendly_errors
 def list_command(statuses: tuple[str, ...], limit: int) -> None:
     """List reviews, highest score first (ids and scores; no names)."""
@@ -66,7 +66,7 @@ def _value(value: Any) -> str:
 
 
 @review_group.command("show")
-@click.argument("review_id", type=int)
+@click.argument("review_id", type=ROW_ID)
 @_friendly_errors
 def show_command(review_id: int) -> None:
     """Show a pair side by side: both golden records, their source records, score and explanation."""
@@ -134,7 +134,7 @@ _NOTE = click.option("--note", default=None, help="Why (kept with the review; no
 
 
 @review_group.command("approve")
-@click.argument("review_id", type=int)
+@click.argument("review_id", type=ROW_ID)
 @_NOTE
 @_friendly_errors
 def approve_command(review_id: int, note: str | None) -> None:
@@ -143,7 +143,7 @@ def approve_command(review_id: int, note: str | None) -> None:
 
 
 @review_group.command("reject")
-@click.argument("review_id", type=int)
+@click.argument("review_id", type=ROW_ID)
 @_NOTE
 @_friendly_errors
 def reject_command(review_id: int, note: str | None) -> None:
@@ -152,7 +152,7 @@ def reject_command(review_id: int, note: str | None) -> None:
 
 
 @review_group.command("defer")
-@click.argument("review_id", type=int)
+@click.argument("review_id", type=ROW_ID)
 @_NOTE
 @_friendly_errors
 def defer_command(review_id: int, note: str | None) -> None:
@@ -161,7 +161,7 @@ def defer_command(review_id: int, note: str | None) -> None:
 
 
 @review_group.command("unmerge")
-@click.argument("target")
+@click.argument("target", type=UUID_TEXT)
 @_friendly_errors
 def unmerge_command(target: str) -> None:
     """Undo a merge: TARGET is its decision id, or the id of the donor it merged away."""

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from donor_sync.db.url import DatabaseTarget, with_database
 from donor_sync.errors import ConfigError
 from donor_sync.paths import airflow_home, local_state_dir, repo_root
+from donor_sync.yaml_source import duplicate_keys, read_config_text
 
 METADATA_DATABASE = "donor_sync_airflow"
 STAGING_CONN_ID = "donor_sync_db"
@@ -205,10 +206,14 @@ def load_settings(path: Path | None = None) -> AirflowSettings:
     :raises ConfigError: naming the file and the offending field.
     """
     path = path or repo_root() / "airflow_settings.yaml"
+    text = read_config_text(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        raw = yaml.safe_load(text)
+        twice = duplicate_keys(yaml.compose(text))
+    except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    if twice:
+        raise ConfigError("; ".join(f"{path}: line {line}, {key}: written twice" for line, key in twice))
     try:
         return AirflowSettings.model_validate(raw)
     except ValidationError as exc:

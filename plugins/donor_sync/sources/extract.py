@@ -6,18 +6,33 @@ the landing, the cursor it reached, and marking the batch failed (error class on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import psycopg
 
-from donor_sync.sources.raw_landing import RawRecord, fail_batch, finish_batch, land_records, open_batch
+from donor_sync.sources.raw_landing import (
+    RawRecord,
+    fail_batch,
+    finish_batch,
+    land_records,
+    open_batch,
+    payload_json,
+)
 from donor_sync.sources.watermarks import DEFAULT_OVERLAP, highest, read_watermark
 
 #: Reads one window: given its start, yields the records in it.
 WindowReader = Callable[[datetime], Iterable[RawRecord]]
+
+#: Entity of an item a source listed that cannot be identified: not a JSON object, or without a
+#: usable id (or object type). It lands anyway, so it is counted, and standardization quarantines
+#: it (``missing_id``) for a person; one such item never fails its whole batch.
+UNIDENTIFIED = "unidentified"
+_ENTITY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -112,3 +127,39 @@ def source_time(value: object) -> datetime | None:
         return parse_iso(text) if text else None
     except (ValueError, OverflowError, OSError):
         return None
+
+
+def _usable_id(value: object) -> bool:
+    """Whether ``value`` can be a record's source id (text Postgres can hold, not blank)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return False
+    text = str(value)
+    return bool(text.strip()) and "\x00" not in text and text.isprintable()
+
+
+def listed_record(
+    item: object,
+    *,
+    entity: str | None = None,
+    entity_key: str | None = None,
+    id_key: str = "id",
+    time_keys: Sequence[str] = (),
+) -> RawRecord:
+    """Return the raw record of one item of a page, exactly as received.
+
+    An item that is not a JSON object, has no usable id, or (with ``entity_key``) no valid object
+    type becomes an :data:`UNIDENTIFIED` record whose source id is its payload's SHA-256 (the same
+    on every read, so re-reading it adds nothing); a non-object item is kept as ``{"item": ...}``.
+
+    :param entity: the entity of every item of the stream; or ``entity_key``: the item's field naming it.
+    :param time_keys: the item's fields holding its time, the first one present is used.
+    """
+    if isinstance(item, dict):
+        kind = item.get(entity_key) if entity_key else entity
+        source_id = item.get(id_key)
+        if isinstance(kind, str) and _ENTITY.match(kind) and _usable_id(source_id):
+            when = next((item[key] for key in time_keys if item.get(key)), None)
+            return RawRecord(kind, str(source_id), item, source_time(when))
+    payload = item if isinstance(item, dict) else {"item": item}
+    digest = hashlib.sha256(payload_json(payload).encode()).hexdigest()
+    return RawRecord(UNIDENTIFIED, f"sha256:{digest}", payload, None)

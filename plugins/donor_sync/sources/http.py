@@ -26,11 +26,19 @@ class _RetryableStatusError(Exception):
         self.status = status
 
 
+class _UnreadableBodyError(Exception):
+    """A 2xx answer whose body is not JSON (cut off in transit, or an error page): retried."""
+
+    def __init__(self) -> None:
+        super().__init__("a 2xx answer whose body is not JSON")
+
+
 def default_retry() -> tenacity.Retrying:
-    """Return the policy: five attempts, exponential backoff with jitter, on 429/5xx/network errors."""
+    """Return the policy: five attempts, exponential backoff with jitter, on 429/5xx/network errors
+    and bodies that are not JSON."""
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(
-            (_RetryableStatusError, requests.ConnectionError, requests.Timeout)
+            (_RetryableStatusError, _UnreadableBodyError, requests.ConnectionError, requests.Timeout)
         ),
         wait=tenacity.wait_exponential_jitter(multiplier=0.5, max=20),
         stop=tenacity.stop_after_attempt(5),
@@ -64,7 +72,8 @@ class JsonApi:
         """Return the decoded JSON of ``GET base_url + path``.
 
         :raises PermanentError: 4xx other than 429 (bad credentials, bad request): retrying cannot help.
-        :raises SourceTransientError: 429/5xx/network errors outlasted the retries.
+        :raises SourceTransientError: 429/5xx/network errors, or bodies that are not JSON, outlasted
+            the retries.
         """
         url = f"{self.base_url.rstrip('/')}{path}"
 
@@ -80,11 +89,19 @@ class JsonApi:
                 )
             if response.status_code >= 400:
                 raise PermanentError(f"{self.name} answered HTTP {response.status_code} on {path}")
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:  # requests' JSONDecodeError
+                raise _UnreadableBodyError() from None
 
         try:
             return self.retry(once)
-        except (_RetryableStatusError, requests.ConnectionError, requests.Timeout) as exc:
+        except (
+            _RetryableStatusError,
+            _UnreadableBodyError,
+            requests.ConnectionError,
+            requests.Timeout,
+        ) as exc:
             raise SourceTransientError(
                 f"{self.name} {path} kept failing: {type(exc).__name__} {exc}"
             ) from exc

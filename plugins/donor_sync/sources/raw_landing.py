@@ -3,11 +3,19 @@
 Records are copied into a temporary table, then inserted with ``ON CONFLICT DO NOTHING`` on
 (source, entity, source_id, payload hash): re-reading a window adds nothing that is already held,
 while a changed object lands as a new version.
+
+A few things JSON parsers accept have no jsonb form: the NUL character, lone UTF-16 surrogates,
+NaN and the infinities. Postgres would refuse the whole batch over one of them (and quote the
+record in its error), so :func:`payload_json` stores such a payload with each NUL or lone
+surrogate as U+FFFD (standardization quarantines a value holding it as ``invalid_encoding``) and
+each non-finite number as its JSON token in a string (``"NaN"``), the same way on every read.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +23,37 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+
+#: A lone surrogate as json.dumps escapes it: a high one not followed by a low one, or a low one alone.
+_LONE_SURROGATE = re.compile(
+    r"\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
+)
+_SURROGATE_CHAR = re.compile("[\ud800-\udfff]")
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _storable(value: Any) -> Any:
+    """Return ``value`` with what jsonb cannot hold replaced (see the module docstring)."""
+    if isinstance(value, str):
+        return _SURROGATE_CHAR.sub("\ufffd", value.replace("\x00", "\ufffd"))
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else _NON_FINITE[value]
+    if isinstance(value, dict):
+        return {_storable(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
+def payload_json(payload: Any) -> str:
+    """Return ``payload`` as JSON text that Postgres accepts as jsonb (unchanged when it already is)."""
+    try:
+        text = json.dumps(payload, allow_nan=False)
+    except ValueError:  # NaN or an infinity
+        return json.dumps(_storable(payload))
+    if "\\u0000" in text or ("\\ud" in text and _LONE_SURROGATE.search(text)):
+        return json.dumps(_storable(payload))
+    return text
 
 
 @dataclass(frozen=True)
@@ -74,7 +113,7 @@ def land_records(
                         record.entity,
                         record.source_id,
                         record.source_updated_at,
-                        json.dumps(record.payload),
+                        payload_json(record.payload),
                         record.webhook_event_id,
                     )
                 )

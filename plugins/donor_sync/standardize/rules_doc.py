@@ -64,7 +64,8 @@ def _shipped(settings: StandardizeSettings) -> list[str]:
         "Also skipped: `superseded_version` (a newer version of the same object is in the run), "
         "`not_a_charge_event` (a Stripe event that carries no charge), `no_donor_or_gift` (a record "
         "with nothing to stage), `erased` (an erased donor's record). A kind of record with neither a "
-        "projection nor a skip rule is quarantined as `unknown_entity`.",
+        "projection nor a skip rule is quarantined as `unknown_entity`; an item a source sent without a "
+        "usable id (or not as an object) lands as entity `unidentified` and is quarantined as `missing_id`.",
         "",
         "### Statuses",
         "",

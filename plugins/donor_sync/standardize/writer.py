@@ -27,6 +27,7 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from donor_sync.privacy.crypto.fields import seal_rows
+from donor_sync.sources.extract import UNIDENTIFIED
 from donor_sync.standardize.columns import DONOR_TABLE_COLUMNS, GIFT_TABLE_COLUMNS, MINOR_UNITS
 
 DONORS_TMP = "__donor_sync__stage_donors"
@@ -55,6 +56,11 @@ GIFT_COPY_COLUMNS = (
 _UNKNOWN_ENTITY_MESSAGE = (
     "No projection reads this kind of record and no skip rule names it (skip_entities in "
     "standardize.yaml): add one, or discard it."
+)
+#: An item a source sent without a usable id (donor_sync.sources.extract.UNIDENTIFIED).
+_MISSING_ID_MESSAGE = (
+    "The source sent this item without a usable id, or not as a JSON object: it cannot be matched "
+    "with anything. The item is kept in the raw record; correct it at the source, or discard it."
 )
 
 
@@ -396,14 +402,19 @@ def write_entity_outcomes(
                 "INSERT INTO staging.quarantine AS q"
                 " (raw_record_id, batch_id, source, entity, source_id, reasons)"
                 " SELECT r.raw_record_id, r.batch_id, r.source, r.entity, r.source_id,"
-                " jsonb_build_array(jsonb_build_object('rule', 'skip_entities', 'field', NULL,"
-                " 'code', 'unknown_entity', 'message', {message}::text, 'value', r.entity))"
+                " jsonb_build_array(CASE WHEN r.entity = {unidentified}"
+                " THEN jsonb_build_object('rule', 'source_record', 'field', 'source_id',"
+                " 'code', 'missing_id', 'message', {missing_id}::text, 'value', NULL)"
+                " ELSE jsonb_build_object('rule', 'skip_entities', 'field', NULL,"
+                " 'code', 'unknown_entity', 'message', {message}::text, 'value', r.entity) END)"
                 " FROM {temp} d JOIN raw.all_records({batches}::bigint[]) r USING (raw_record_id)"
                 " WHERE d.disposition = 'quarantined'"
                 " ON CONFLICT (raw_record_id) WHERE released_at IS NULL DO NOTHING"
             ).format(
                 temp=sql.Identifier(temp),
                 message=sql.Literal(_UNKNOWN_ENTITY_MESSAGE),
+                unidentified=sql.Literal(UNIDENTIFIED),
+                missing_id=sql.Literal(_MISSING_ID_MESSAGE),
                 batches=sql.Literal(sorted({part[0] for part in unknown_parts})),
             )
         )

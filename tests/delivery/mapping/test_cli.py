@@ -96,7 +96,7 @@ def test_objects_lists_push_order(cli: CliRunner) -> None:
         "subscription_statuses",
     ]
     unknown = cli.invoke(main, ["mapping", "objects", "mandrill"])
-    assert unknown.exit_code == 1
+    assert unknown.exit_code == 2  # a usage error: the name is checked before anything runs
     assert "no mapping file for destination 'mandrill'" in unknown.output
 
 

@@ -20,6 +20,7 @@ from donor_sync.delivery.mapping.model import DestinationMapping, FieldMapping, 
 from donor_sync.delivery.mapping.problems import Problem, problem_at
 from donor_sync.errors import ConfigError
 from donor_sync.paths import include_dir
+from donor_sync.yaml_source import duplicate_keys
 
 
 def mappings_dir() -> Path:
@@ -56,7 +57,7 @@ def validate_text(text: str, path: Path | str) -> tuple[DestinationMapping | Non
         line = mark.line + 1 if mark is not None else None
         return None, [Problem(str(path), line, "(yaml)", f"not valid YAML: {exc}")]
     data = {} if data is None else data
-    problems: list[Problem] = []
+    problems = [Problem(str(path), line, key, "written twice") for line, key in duplicate_keys(node)]
     mapping: DestinationMapping | None = None
     try:
         mapping = DestinationMapping.model_validate(data)
@@ -130,6 +131,9 @@ def validate_file(path: Path) -> tuple[DestinationMapping | None, list[Problem]]
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return None, [Problem(str(path), None, "(file)", f"cannot read: {exc.strerror or exc}")]
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        return None, [Problem(str(path), line, "(file)", "not UTF-8 text; save the file as UTF-8")]
     return validate_text(text, path)
 
 

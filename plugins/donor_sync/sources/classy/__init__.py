@@ -17,7 +17,7 @@ import requests
 import tenacity
 
 from donor_sync.errors import PermanentError
-from donor_sync.sources.extract import StreamResult, extract_stream, source_time
+from donor_sync.sources.extract import StreamResult, extract_stream, listed_record
 from donor_sync.sources.http import JsonApi
 from donor_sync.sources.raw_landing import RawRecord
 
@@ -102,13 +102,7 @@ def extract_classy(
     def read_window(start: datetime) -> Iterator[RawRecord]:
         for page in api.transaction_pages(updated_since=start):
             for transaction in page:
-                updated = transaction.get("updated_at") or transaction.get("created_at")
-                yield RawRecord(
-                    "transaction",
-                    str(transaction["id"]),
-                    transaction,
-                    source_time(updated),
-                )
+                yield listed_record(transaction, entity="transaction", time_keys=("updated_at", "created_at"))
 
     return [
         extract_stream(

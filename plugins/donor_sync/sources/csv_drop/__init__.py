@@ -158,7 +158,8 @@ def recognize(file: DropFile, formats: dict[str, CsvFormat]) -> CsvFormat:
             try:
                 absent = rules.absent_headers(read_header(file.path, fmt, sample)[1])
             except CsvFileError as exc:
-                lacking.append(f"{fmt.name}: {exc.reason}")
+                # The header it tripped on, when the error knows it ("header written twice": which?).
+                lacking.append(f"{fmt.name}: {exc.reason}" + (f" ({exc.field!r})" if exc.field else ""))
                 continue
             if absent:
                 lacking.append(f"{fmt.name}: lacks header(s) {', '.join(repr(h) for h in absent)}")

@@ -35,7 +35,7 @@ from pydantic import (
 
 from donor_sync.errors import ConfigError
 from donor_sync.standardize.intake import INTAKE_FIELDS
-from donor_sync.yaml_source import line_of
+from donor_sync.yaml_source import line_of, read_config_text
 
 __all__ = ["DETECT", "CsvFormat", "Recognize", "load_format", "load_formats", "normalize_encoding"]
 
@@ -274,9 +274,9 @@ def _duplicate_keys(node: yaml.Node | None, path: tuple[str, ...] = ()) -> list[
 def _problems(path: Path) -> tuple[CsvFormat | None, list[str]]:
     """Validate one format file; return the format (when valid) and every problem found."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [f"{path}: cannot read: {exc}"]
+        text = read_config_text(path)
+    except ConfigError as exc:  # unreadable, or not UTF-8 (naming the line)
+        return None, [str(exc)]
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data: Any = yaml.safe_load(text)

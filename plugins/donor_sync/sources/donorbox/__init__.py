@@ -16,7 +16,7 @@ from uuid import UUID
 import psycopg
 import tenacity
 
-from donor_sync.sources.extract import StreamResult, extract_stream, source_time
+from donor_sync.sources.extract import StreamResult, extract_stream, listed_record
 from donor_sync.sources.http import JsonApi
 from donor_sync.sources.raw_landing import RawRecord
 
@@ -76,8 +76,7 @@ def extract_donorbox(
     def read_window(start: datetime) -> Iterator[RawRecord]:
         for page in api.donation_pages(date_from=start):
             for donation in page:
-                dated = source_time(donation.get("donation_date"))
-                yield RawRecord("donation", str(donation["id"]), donation, dated)
+                yield listed_record(donation, entity="donation", time_keys=("donation_date",))
 
     return [
         extract_stream(

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import psycopg
 
-from donor_sync.sources.extract import StreamResult, WindowReader, extract_stream, source_time
+from donor_sync.sources.extract import StreamResult, WindowReader, extract_stream, listed_record
 from donor_sync.sources.raw_landing import RawRecord
 from donor_sync.sources.stripe.helpers import StripeApi
 from donor_sync.sources.stripe.settings import INITIAL_START, SOURCE, STREAMS
@@ -35,7 +35,7 @@ def extract_stripe(
         def read_window(start: datetime) -> Iterator[RawRecord]:
             for page in api.list_pages(stream, created_gte=int(start.timestamp())):
                 for obj in page:
-                    yield RawRecord(str(obj["object"]), str(obj["id"]), obj, source_time(obj.get("created")))
+                    yield listed_record(obj, entity_key="object", time_keys=("created",))
 
         return read_window
 

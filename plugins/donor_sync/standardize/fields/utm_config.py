@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from donor_sync.errors import ConfigError
 from donor_sync.paths import include_dir
-from donor_sync.yaml_source import line_of
+from donor_sync.yaml_source import duplicate_keys, line_of, read_config_text
 
 UtmParam = Literal["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"]
 UTM_PARAMS: Final[tuple[str, ...]] = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -105,6 +105,8 @@ def load_utm_config(path: str | Path | None = None) -> UtmConfig:
         text = file.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{file}: cannot read the UTM settings ({error.strerror})") from error
+    except UnicodeDecodeError:
+        text = read_config_text(file)  # raises, naming the line of the first byte that is not UTF-8
     try:
         data: Any = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -112,6 +114,9 @@ def load_utm_config(path: str | Path | None = None) -> UtmConfig:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise ConfigError(f"{file}: {where}not valid YAML ({getattr(error, 'problem', error)})") from error
+    twice = duplicate_keys(root)
+    if twice:
+        raise ConfigError(f"{file}: line {twice[0][0]}: {twice[0][1]}: written twice")
     try:
         return UtmConfig.model_validate(data if data is not None else {})
     except ValidationError as error:

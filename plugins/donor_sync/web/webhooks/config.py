@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from donor_sync.errors import ConfigError
 from donor_sync.paths import include_dir
-from donor_sync.yaml_source import line_of
+from donor_sync.yaml_source import duplicate_keys, line_of, read_config_text
 
 __all__ = [
     "EndpointSettings",
@@ -177,12 +177,16 @@ def load_settings(path: Path | None = None) -> WebhookSettings:
     :raises ConfigError: naming the file, the line and the field of each problem.
     """
     path = path or default_config_path()
+    text = read_config_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    twice = duplicate_keys(root)
+    if twice:
+        found = "; ".join(f"line {line}, {key}: written twice" for line, key in twice)
+        raise ConfigError(f"{path}: {found}")
     try:
         return WebhookSettings.model_validate(raw or {})
     except ValidationError as exc:
