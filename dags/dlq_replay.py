@@ -89,4 +89,5 @@ with DAG(
     health = check_health_task(sync_run)
     health >> closed
     for destination, pool in DESTINATION_POOLS.items():
-        acted >> push_task.override(task_id=f"push_{destination}", pool=pool)(sync_run, destination) >> [health, closed]
+        pushed = push_task.override(task_id=f"push_{destination}", pool=pool)(sync_run, destination)
+        acted >> pushed >> [health, closed]

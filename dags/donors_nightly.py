@@ -35,11 +35,11 @@ from airflow.sdk import DAG, CronTriggerTimetable
 
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
+from donor_sync.operators.health_tasks import check_health_task
 from donor_sync.operators.privacy_tasks import anchor_audit_log_task, expire_consent_task
 from donor_sync.operators.reconcile_tasks import CRM_POOLS, reconcile_task
 from donor_sync.operators.resolve_tasks import refit_match_weights_task
 from donor_sync.operators.retention_tasks import retention_purge_task
-from donor_sync.operators.health_tasks import check_health_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(

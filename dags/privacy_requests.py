@@ -33,8 +33,8 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
 from donor_sync.operators.event_tasks import push_events_task
-from donor_sync.operators.privacy_tasks import check_deadlines_task, process_requests_task
 from donor_sync.operators.health_tasks import check_health_task
+from donor_sync.operators.privacy_tasks import check_deadlines_task, process_requests_task
 from donor_sync.operators.run_tasks import close_run_task, mark_run_failed, open_run_task
 
 with DAG(
