@@ -37,6 +37,9 @@ def main(ctx: click.Context, verbose: bool, log_format: str) -> None:
     from donor_sync.observability.logging import bind, configure
 
     configure(level=logging.INFO if verbose else logging.WARNING, log_format=log_format)
+    import structlog
+
+    structlog.contextvars.clear_contextvars()  # a command starts with no ids but its own
     bind(command=ctx.invoked_subcommand)
 
 
@@ -286,14 +289,47 @@ def demo() -> None:
 
 @main.command()
 @click.argument("names", nargs=-1)
-@click.option("--size", type=int, default=None, help="Override each benchmark's default size.")
+@click.option(
+    "--size", type=click.IntRange(min=1), default=None, help="Override each benchmark's default size."
+)
+@click.option(
+    "--ci", is_flag=True, help="Each at its small CI_SIZE, into a temporary folder (README untouched)."
+)
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the results here instead of bench/results (the README table is then left alone).",
+)
+@click.option("--render-only", is_flag=True, help="Run nothing: re-render the README table and plots.")
 @_friendly_errors
-def bench(names: tuple[str, ...], size: int | None) -> None:
-    """Run the benchmarks in bench/ (all, or those NAMED) and write bench/results/*.json."""
-    from donor_sync.bench_runner import run_benchmarks
+def bench(
+    names: tuple[str, ...], size: int | None, ci: bool, results_dir: Path | None, render_only: bool
+) -> None:
+    """Run the benchmarks in bench/ (all, or those NAMED), each in its own interpreter, and write
+    their results (bench/results/*.json); then render the README's performance table and the
+    scaling plots from every result. A failing benchmark does not stop the others: the run ends
+    by naming it, with exit status 1."""
+    from donor_sync import bench_runner
 
-    for result_path in run_benchmarks(list(names), size=size):
-        click.echo(f"wrote {result_path}")
+    run = None
+    if not render_only:
+        run = bench_runner.run_benchmarks(
+            list(names), size=size, results_dir=results_dir, ci=ci, echo=click.echo
+        )
+        click.echo(bench_runner.summary(run))
+    into_committed = run is None or run.results_dir == bench_runner.default_results_dir().resolve()
+    if into_committed and (run is None or len(run.failed) < len(run.outcomes)):
+        rendered = bench_runner.render()
+        click.echo(rendered.stdout.rstrip())
+        if rendered.returncode != 0:
+            raise bench_runner.BenchmarkFailedError(
+                f"rendering the README table failed: {rendered.stderr.strip()}"
+            )
+    elif run is not None:
+        click.echo(f"results in {run.results_dir} (the README table is drawn from bench/results only)")
+    if run is not None:
+        bench_runner.raise_for_failures(run)
 
 
 from donor_sync import cli_webhooks  # noqa: E402, F401 - registers `donor-sync webhooks`

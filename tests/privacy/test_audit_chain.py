@@ -317,7 +317,8 @@ def test_cli_verify_and_anchor(db: psycopg.Connection, cli: CliRunner) -> None:
     assert "altered" in broken.output
     broken_json = cli.invoke(main, ["audit", "verify", "--json"])
     assert broken_json.exit_code == 1
-    assert json.loads(broken_json.output)["broken"]["audit_id"] == victim
+    # stdout only: the warning that the chain is broken is logged to stderr
+    assert json.loads(broken_json.stdout)["broken"]["audit_id"] == victim
 
     bad = cli.invoke(main, ["audit", "verify", "--expect", "5:nothex"])
     assert bad.exit_code == 1

@@ -63,5 +63,8 @@ def test_rotate_reencrypt_retire(db: psycopg.Connection, cli: CliRunner, tmp_pat
     assert sorted(json.loads((tmp_path / "privacy_keys.json").read_text())["encryption"]["keys"]) == [new_id]
     fields.configure(None)
     assert get_dead_letter(db, letter).payload == {"Email": "jane@example.org"}
-    actions = [r[0] for r in db.execute("SELECT action FROM sync.audit_log WHERE action LIKE 'keys.%%'")]
+    actions = [
+        r[0]
+        for r in db.execute("SELECT action FROM sync.audit_log WHERE action LIKE 'keys.%%' ORDER BY audit_id")
+    ]
     assert actions == ["keys.rotated", "keys.reencrypted", "keys.retired"]
