@@ -33,6 +33,22 @@ class ResolveRunResult:
     aggregates: AggregateCounts
 
 
+def left_unresolved(conn: psycopg.Connection) -> list[int]:
+    """Return the standardized batches still holding staged donors no resolve has resolved.
+
+    A run that fails after its standardize (its resolve killed, its retries spent) leaves its
+    batches standardized and their rows unresolved. The next run lands nothing new for them (raw
+    already holds every version) and no longer counts them among its own batches, so without this
+    their donors would never be resolved and their gifts would wait as pending for ever.
+    A successful resolve leaves no such row: normally this finds nothing (through a partial index).
+    """
+    rows = conn.execute(
+        "SELECT DISTINCT s.batch_id FROM staging.donors s JOIN raw.batches b USING (batch_id)"
+        " WHERE s.resolved_at IS NULL AND b.status = 'standardized' ORDER BY s.batch_id"
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def resolve_run(
     conn: psycopg.Connection,
     run_id: UUID,
@@ -42,8 +58,8 @@ def resolve_run(
     now: datetime,
     task_id: str | None = None,
 ) -> ResolveRunResult:
-    """Resolve the run's standardized batches (and gifts left pending earlier), record metrics, commit."""
-    batch_ids = batches_of_run(conn, run_id)
+    """Resolve the run's standardized batches and what earlier runs left unresolved; record metrics."""
+    batch_ids = sorted({*batches_of_run(conn, run_id), *left_unresolved(conn)})
     actor = f"run:{run_id}"
     donors = resolve_donors(conn, batch_ids, rules=rules, now=now, actor=actor)
     gifts = resolve_gifts(conn, batch_ids, now=now, settings=giving)
