@@ -217,8 +217,8 @@ def _push(destination: str, endpoints: Endpoints, worker_id: str, *, until_settl
 def _close(conn: psycopg.Connection, run_id: UUID) -> dict[str, int]:
     """What the close_run task does (``donor_sync.operators.run_tasks.close_run``), without Slack."""
     runs.load_summary(conn, run_id)
-    moved = advance_from_run(conn, run_id)  # only a successful run moves watermarks
-    runs.close_run(conn, run_id, status="success")
+    moved = advance_from_run(conn, run_id, commit=False)  # only a successful run moves watermarks
+    runs.close_run(conn, run_id, status="success")  # one commit for both
     return {"watermarks_moved": moved}
 
 

@@ -55,7 +55,9 @@ def close_run(sync_run_id: str) -> str:
 
     with connect(StagingDbHook().conninfo()) as conn:
         summary = runs.load_summary(conn, UUID(sync_run_id))  # fails before the run is marked done
-        advance_from_run(conn, UUID(sync_run_id))  # only a successful run moves watermarks
+        # Only a successful run moves watermarks; one commit with the run's status, so a worker
+        # killed here leaves neither (the retry closes the run again).
+        advance_from_run(conn, UUID(sync_run_id), commit=False)
         finished_at = runs.close_run(conn, UUID(sync_run_id), status="success")
         _resolve_missed_deadline(conn, summary.dag_id, sync_run_id)
     return runs.format_summary(replace(summary, status="success", finished_at=finished_at))

@@ -61,11 +61,14 @@ def highest(cursors: Iterable[tuple[datetime, str]]) -> tuple[datetime, str] | N
     return max(cursors, default=None)
 
 
-def advance_from_run(conn: psycopg.Connection, run_id: UUID) -> int:
+def advance_from_run(conn: psycopg.Connection, run_id: UUID, *, commit: bool = True) -> int:
     """Move each stream's watermark to the highest cursor its batches of ``run_id`` reached.
 
     Only forward: a batch that read less than the stored position (a re-run of an old window)
-    never moves a watermark back. Commits; returns how many watermarks moved.
+    never moves a watermark back. Returns how many watermarks moved.
+
+    :param commit: commit now; False leaves it to the caller, so closing the run commits both at
+        once (a worker killed in between leaves neither).
     """
     moved = conn.execute(
         """
@@ -85,5 +88,6 @@ def advance_from_run(conn: psycopg.Connection, run_id: UUID) -> int:
         """,
         {"run_id": run_id},
     ).rowcount
-    conn.commit()
+    if commit:
+        conn.commit()
     return moved
