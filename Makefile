@@ -44,8 +44,8 @@ up: venv ## Airflow standalone with the DAGs, sandbox and connections at http://
 settings: venv ## load airflow_settings.yaml (connections, variables, pools) into the local Airflow
 	$(BIN)/donor-sync airflow settings
 
-bench: venv ## run every benchmark in bench/ and write bench/results/*.json
-	$(BIN)/donor-sync bench
+bench: venv ## run every benchmark in bench/ (BENCH="names --size N" for some), write bench/results/*.json, render the README table and plots
+	$(BIN)/donor-sync bench $(BENCH)
 
 db-up: venv ## start (or reuse) the embedded Postgres and apply migrations
 	$(BIN)/donor-sync db upgrade

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_url, metric, random_uuids, write_result
+from _common import add_common_arguments, bench_url, headline, metric, random_uuids, write_result
 
 TODAY = date(2026, 1, 15)
 
@@ -151,10 +151,23 @@ def _backend_peak_gib(conn: Any) -> float | None:
     return None
 
 
+#: The size ``donor-sync bench --ci`` runs it at.
+CI_SIZE = 2_000
+#: The README table's row.
+HEADLINES = [
+    headline(
+        "giving aggregates for {p.donors:,} donors / {p.gifts:,} gifts",
+        "{refresh_all_first_run} s when every donor changes, {refresh_all_nothing_changed} s when none"
+        " does, {refresh_1000_donors} s for 1,000 touched donors (the hourly case)",
+    )
+]
+
+
 def main() -> None:
     """Run the benchmark and write bench/results/aggregates.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1_000_000, help="golden donors (gifts: about 3x)")
+    add_common_arguments(parser)
     args = parser.parse_args()
 
     from donor_sync.db import connect, drop_database, ensure_database
@@ -221,7 +234,13 @@ def main() -> None:
         results.append(
             metric("peak_rss_postgres_backend", backend_peak, "GiB", note="VmHWM of the session's backend")
         )
-    path = write_result("aggregates", {"size": args.size, **loaded, "today": TODAY.isoformat()}, results)
+    path = write_result(
+        "aggregates",
+        {"size": args.size, **loaded, "today": TODAY.isoformat()},
+        results,
+        headlines=HEADLINES,
+        results_dir=args.results_dir,
+    )
     print(f"wrote {path}")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import metric, write_result
+from _common import add_common_arguments, headline, metric, write_result
 
 from sandbox.datagen import GenerationConfig, generate
 
@@ -74,11 +74,25 @@ class TreeMemory(threading.Thread):
         return self.peak_kib / 1024 / 1024
 
 
+#: The size ``donor-sync bench --ci`` runs it at.
+CI_SIZE = 2_000
+#: The README table's row.
+HEADLINES = [
+    headline(
+        "sample data, {p.size:,} donors ({records_written:,} source records, {bytes_written:GB} GB)",
+        "{wall_time} s, {peak_pss_all_processes} GiB peak across processes (the largest process"
+        " {peak_rss} GiB)",
+        ["wall_time", "peak_rss", "peak_pss_all_processes"],
+    )
+]
+
+
 def main() -> int:
     """Generate ``--size`` donors into a temporary folder and record time and memory."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    add_common_arguments(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="datagen-bench-") as tmp:
         sampler = TreeMemory()
@@ -114,6 +128,8 @@ def main() -> int:
             metric("gifts", totals["gifts"], "gifts"),
             metric("appearances", totals["appearances"], "records"),
         ],
+        headlines=HEADLINES,
+        results_dir=args.results_dir,
     )
     print(
         f"{args.size:,} donors: {wall:.1f} s, peak RSS {own:.2f} GiB (child {children:.2f} GiB), "

@@ -42,7 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import pandas as pd
-from _common import REPO_ROOT, metric, write_result
+from _common import REPO_ROOT, add_common_arguments, comparison, headline, metric, write_result
+
+#: The size ``donor-sync bench --ci`` runs it at (persons).
+CI_SIZE = 1_000
 
 FIELDS_BY_SOURCE: dict[str, dict[str, str]] = {
     "csv/bank_cheque_export": {
@@ -444,6 +447,66 @@ def dump_household_merges(
     return out
 
 
+def sections(metrics: list[dict[str, Any]], splink: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the result's metrics, the comparisons with Splink (F1, time, memory) and the headline.
+
+    :param splink: Splink's figures (wall_time_s, cpu_time_s, peak_rss_gib, pairs_at_<t>...), or
+        None when it did not run.
+    """
+    by_name = {m["name"]: m for m in metrics}
+    compared = []
+    if splink is not None:
+        system = str(splink["system"])
+        theirs = [
+            metric("f1_at_0.5", splink["pairs_at_0.5"]["f1"], "ratio", **splink["pairs_at_0.5"]),
+            metric("wall_time", splink["wall_time_s"], "s", note="its prepare is donor-sync's, not timed"),
+            metric("cpu_time", splink["cpu_time_s"], "s"),
+            metric("peak_rss", splink["peak_rss_gib"], "GiB"),
+        ]
+        details = {k: v for k, v in splink.items() if k != "system"}
+        for name, unit, better, label in (
+            ("f1_at_0.5", "ratio", "higher", "Splink's pair F1"),
+            ("wall_time", "s", "lower", "Splink's wall time, its input prepared by donor-sync and not timed"),
+            ("peak_rss", "GiB", "lower", "Splink's peak RSS"),
+        ):
+            value = next(m["value"] for m in theirs if m["name"] == name)
+            compared.append(
+                comparison(
+                    system,
+                    label=label,
+                    metric=name,
+                    ours=by_name[name]["value"],
+                    theirs=value,
+                    unit=unit,
+                    better=better,
+                    metrics=theirs,
+                    **({"details": details} if name == "f1_at_0.5" else {}),
+                )
+            )
+    return {
+        "metrics": metrics,
+        "compared": compared,
+        "headlines": [
+            headline(
+                "dedup of the sample generator's {p.size:,} donors ({records:,} source appearances, with"
+                " households)",
+                "{wall_time} s, {peak_rss} GiB peak RSS; blocking recall {blocking_recall:.3f}; automatic"
+                " merges: precision {auto_merge_pairs.precision:.3f}, recall {auto_merge_pairs.recall:.3f};"
+                " {household_member_pairs_merged} household members merged; pair F1 {f1_at_0.5:.3f} at"
+                " p ≥ 0.5",
+                [
+                    "wall_time",
+                    "peak_rss",
+                    "blocking_recall",
+                    "auto_merge_precision",
+                    "household_member_pairs_merged",
+                    "f1_at_0.5",
+                ],
+            )
+        ],
+    }
+
+
 def main() -> int:
     """Generate (or reuse) the sample, run both systems, evaluate and write the result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -458,6 +521,7 @@ def main() -> int:
         help="write the household-member pairs that ended up in one cluster (both records, the "
         "truth and the pair's band and levels, if it was scored) to this CSV, to see why",
     )
+    add_common_arguments(parser)
     args = parser.parse_args()
     data = args.data or Path(tempfile.gettempdir()) / f"donor-sync-datagen-{args.size}-{args.seed}"
     generate(args.size, args.seed, data)
@@ -519,26 +583,23 @@ def main() -> int:
         metric("candidate_pairs", ours["stats"]["candidate_pairs"], "pairs", bands=ours["stats"]["bands"]),
         metric("f1_at_0.5", ours_eval["pairs_at_0.5"]["f1"], "ratio", **ours_eval["pairs_at_0.5"]),
     ]
-    compared = []
+    splink: dict[str, Any] | None = None
     if theirs is not None and theirs_eval is not None:
-        compared.append(
-            {
-                "system": "splink 5 (duckdb), same file, same run; "
-                "prepared columns from donor-sync (not timed)",
-                "wall_time_s": round(theirs["seconds"], 1),
-                "cpu_time_s": round(theirs["cpu_seconds"], 1),
-                "peak_rss_gib": round(theirs["peak_rss_gib"], 2),
-                **{k: v for k, v in theirs_eval.items() if k not in ("scored_pairs", "blocking_recall")},
-                # Splink returns only the pairs it scored at p >= 0.5, so this is not its blocking recall
-                "recall_of_pairs_returned": theirs_eval["blocking_recall"],
-                "pairs_returned_at_0.5": theirs_eval["scored_pairs"],
-            }
-        )
+        splink = {
+            "system": "splink 5 (duckdb), same file, same run; prepared columns from donor-sync (not timed)",
+            "wall_time_s": round(theirs["seconds"], 1),
+            "cpu_time_s": round(theirs["cpu_seconds"], 1),
+            "peak_rss_gib": round(theirs["peak_rss_gib"], 2),
+            **{k: v for k, v in theirs_eval.items() if k not in ("scored_pairs", "blocking_recall")},
+            # Splink returns only the pairs it scored at p >= 0.5, so this is not its blocking recall
+            "recall_of_pairs_returned": theirs_eval["blocking_recall"],
+            "pairs_returned_at_0.5": theirs_eval["scored_pairs"],
+        }
     path = write_result(
         "dedup_sample",
         {"size": args.size, "seed": args.seed, "records": len(donors), "truth": ours_eval},
-        metrics,
-        compared,
+        **sections(metrics, splink),
+        results_dir=args.results_dir,
     )
     print(f"wrote {path}")
     return 0

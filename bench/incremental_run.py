@@ -27,9 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import metric, write_result
+from _common import add_common_arguments, headline, metric, write_result
 from standardize import bench_url, sample_dir
 
+#: The size ``donor-sync bench --ci`` runs it at (gifts already staged).
+CI_SIZE = 2_000
 NEW_CHARGES = (1_000, 10_000)
 #: Synthetic staged rows get raw_record_ids far above any real one in the benchmark database.
 OFFSET = 10**12
@@ -130,11 +132,30 @@ def hourly_run(
     return {"extract": extracted - began, "standardize": done - extracted, "total": done - began}
 
 
+def headlines(parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the README table's row for a run over ``parameters`` (its metric names hold the sizes)."""
+    none, staged = parameters["staged_gifts"]
+    small, large = parameters["new_charges"]
+
+    def total(gifts: int, new: int) -> str:
+        return f"{{total_time_{gifts}_staged_{new}_new}}"
+
+    return [
+        headline(
+            f"hourly run over {small:,} new charges (Stripe emulator → raw → staging)",
+            f"{total(none, small)} s with nothing staged, {total(staged, small)} s with {staged:,} gifts"
+            f" already staged; {large:,} new: {total(none, large)} s / {total(staged, large)} s (time"
+            " follows what arrived)",
+        )
+    ]
+
+
 def main() -> int:
     """Run every (staged, new) case and write bench/results/incremental_run.json."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=1_000_000, help="gifts already staged in the large case")
     parser.add_argument("--repeat", type=int, default=3, help="hourly runs per case (the median is reported)")
+    add_common_arguments(parser)
     args = parser.parse_args()
 
     from donor_sync.db import connect, drop_database, ensure_database
@@ -197,16 +218,20 @@ def main() -> int:
             note=f"{large:,} new: with {args.size:,} gifts staged / with none",
         ),
     ]
+    parameters = {
+        "size": args.size,
+        "staged_gifts": [0, args.size],
+        "new_charges": list(NEW_CHARGES),
+        "repeat": args.repeat,
+        "statistic": "median of the repeated hourly runs",
+        "source": "stripe emulator, charges",
+    }
     path = write_result(
         "incremental_run",
-        {
-            "staged_gifts": [0, args.size],
-            "new_charges": list(NEW_CHARGES),
-            "repeat": args.repeat,
-            "statistic": "median of the repeated hourly runs",
-            "source": "stripe emulator, charges",
-        },
+        parameters,
         metrics,
+        headlines=headlines(parameters),
+        results_dir=args.results_dir,
     )
     print(f"wrote {path}")
     return 0

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_url, metric, write_result
+from _common import add_common_arguments, bench_url, headline, metric, write_result
 
 DESTINATION = "salesforce"
 GIFTS_PER_DONOR = 2
@@ -128,10 +128,25 @@ def _timed(label: str, timings: dict[str, float], func: Any) -> Any:
     return result
 
 
+#: The size ``donor-sync bench --ci`` runs it at.
+CI_SIZE = 2_000
+#: The README table's row.
+HEADLINES = [
+    headline(
+        "queueing {p.donors:,} donors and {p.gifts:,} gifts for Salesforce in the outbox (a small"
+        " hand-written mapping)",
+        "{first_run} s the first time ({first_run.records_per_second:,} records/s), {noop_full_run} s for a"
+        " full re-run with nothing changed ({noop_full_run.queued} queued), {incremental_1000} s after"
+        " 1,000 donors changed; the shipped Salesforce mapping's first run {first_run_shipped_mapping} s",
+    )
+]
+
+
 def main() -> None:
     """Run the benchmark and write bench/results/outbox_queue.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000, help="golden donors (gifts: 2x)")
+    add_common_arguments(parser)
     args = parser.parse_args()
 
     from donor_sync.db import connect, drop_database, ensure_database
@@ -241,7 +256,13 @@ def main() -> None:
                 note="include/mappings/destinations/salesforce.yaml, rendering included",
             )
         )
-    path = write_result("outbox_queue", {"size": args.size, **loaded}, results)
+    path = write_result(
+        "outbox_queue",
+        {"size": args.size, **loaded},
+        results,
+        headlines=HEADLINES,
+        results_dir=args.results_dir,
+    )
     print(f"wrote {path}")
 
 

@@ -58,11 +58,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
-from _common import bench_url, metric, random_uuids, write_result
+from _common import (
+    add_common_arguments,
+    bench_url,
+    check,
+    comparison,
+    headline,
+    metric,
+    random_uuids,
+    write_result,
+)
 
 from donor_sync.privacy.gate import DestinationGate, GateResult
 
 DB_NAME = "ds_bench_privacy"
+#: The size ``donor-sync bench --ci`` runs it at.
+CI_SIZE = 300
 DESTINATION = "salesforce"
 ACTOR = "bench:privacy"
 PURPOSES = np.array(["marketing", "fundraising", "profiling", "sharing"], dtype=object)
@@ -856,6 +867,73 @@ def run(options: Options) -> Outcome:
     return outcome
 
 
+def sections(metrics: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the result's comparison (the queue without the gate), checks (:attr:`Outcome.compared`)
+    and README rows."""
+    by_name = {m["name"]: m for m in metrics}
+    compared = []
+    if "queue_dry_run_with_gate" in by_name and "queue_dry_run_without_gate" in by_name:
+        plain = by_name["queue_dry_run_without_gate"]
+        compared.append(
+            comparison(
+                "the same queue dry run without the consent and suppression gate (every row allowed as"
+                " read), same records, same run",
+                label="the queue without the gate",
+                metric="queue_dry_run_with_gate",
+                ours=by_name["queue_dry_run_with_gate"]["value"],
+                theirs=plain["value"],
+                unit="s",
+                better="lower",
+                metrics=[{**plain, "name": "queue_dry_run"}],
+            )
+        )
+    checks = [
+        check(v["name"], v["ok"], **{k: x for k, x in v.items() if k not in ("name", "ok")}) for v in verdicts
+    ]
+    return {
+        "metrics": metrics,
+        "compared": compared,
+        "checks": checks,
+        "headlines": [
+            headline(
+                "consent state of {p.donors:,} donors ({p.consent_events:,} consent events,"
+                " {p.merged_donors:,} donors merged, {p.consent_events_expiring:,} events expiring)",
+                "{consent_refresh_first_run} s for the first full derivation,"
+                " {consent_refresh_nothing_changed} s when nothing changed"
+                " ({consent_refresh_nothing_changed.rows_written} rows written);"
+                " {consent_reference_mismatches} mismatches against the pure reference derivation over"
+                " {consent_reference_mismatches.donors_sampled:,} sampled donors and their merge families",
+                ["consent_refresh_matches_reference", "second_refresh_writes_nothing"],
+                goal="0 mismatches; nothing written the second time",
+            ),
+            headline(
+                "the consent and suppression gate in a Salesforce queue of {p.donors:,} donors",
+                "{queue_dry_run_with_gate} s with the gate ({gate_apply_time} s in it,"
+                " {gate_apply_time.rows_per_second:,} rows/s); a real queue run writing"
+                " {queue_destination_with_gate.queued:,} outbox rows {queue_destination_with_gate} s",
+                ["queue_dry_run_with_gate"],
+            ),
+            headline(
+                "erasing one donor among {p.donors:,} (local purge of raw, staging, core and sync,"
+                " tombstones, receipt)",
+                "{erasure_one_donor_median} s median, {erasure_one_donor_max} s max over {p.erasures}"
+                " requests; screening {reimport_screen.staged_rows:,} re-imported staged rows against the"
+                " tombstones {reimport_screen} s",
+                ["every_erasure_completed", "erased_donors_blocked_on_return"],
+                goal="every erasure completed; every returning erased donor blocked",
+            ),
+            headline(
+                "the audit log's hash chain",
+                "{audit_insert_through_chain_trigger.rows:,} rows through the chain trigger in"
+                " {audit_insert_through_chain_trigger} s; verifying {audit_verify_chain.rows_checked:,} rows"
+                " {audit_verify_chain} s, {peak_rss_process_audit_verify} GiB peak",
+                ["audit_chain_verifies"],
+                goal="the chain verifies",
+            ),
+        ],
+    }
+
+
 def main() -> None:
     """Run the benchmark and write bench/results/privacy.json."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -863,9 +941,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=29)
     parser.add_argument("--repeats", type=int, default=2, help="dry runs per gate variant")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's database")
+    add_common_arguments(parser)
     args = parser.parse_args()
     outcome = run(Options(size=args.size, seed=args.seed, keep=args.keep, repeats=args.repeats))
-    path = write_result("privacy", outcome.parameters, outcome.metrics, outcome.compared)
+    path = write_result(
+        "privacy",
+        outcome.parameters,
+        **sections(outcome.metrics, outcome.compared),
+        results_dir=args.results_dir,
+    )
     print(f"wrote {path}")
     failed = [c["name"] for c in outcome.compared if not c["ok"]]
     if failed:

@@ -43,22 +43,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import metric, write_result
+from _common import add_common_arguments, comparison, headline, metric, write_result
 
 BENCH_DB = "donor_sync_bench_staging_copy"
 FORMAT = "bank_cheque_export"
+#: The size ``donor-sync bench --ci`` runs it at.
+CI_SIZE = 2_000
 
 
 def _server_url() -> str:
     return os.environ.get("DONOR_SYNC_DB_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def make_file(path: Path, rows: int, workdir: Path) -> int:
-    """Write a bank-cheque export of ``rows`` rows: the generator's rows repeated, references unique."""
+def make_file(path: Path, rows: int, workdir: Path, sample: Path | None = None) -> int:
+    """Write a bank-cheque export of ``rows`` rows: the generator's rows repeated, references unique.
+
+    :param sample: a generator output folder to take the rows from (default: 20,000 donors
+        generated into ``workdir``).
+    """
     from sandbox.datagen import GenerationConfig, generate
 
-    sample = workdir / "sample"
-    generate(GenerationConfig(donors=20_000, seed=11, out=sample))
+    if sample is None:
+        sample = workdir / "sample"
+        generate(GenerationConfig(donors=20_000, seed=11, out=sample))
     with (sample / "csv" / f"{FORMAT}.csv").open(encoding="cp1252", newline="") as handle:
         header, *body = list(csv.reader(handle))
     with path.open("w", encoding="cp1252", errors="replace", newline="") as out:
@@ -188,6 +195,74 @@ def _count(url: str, table: str) -> int:
     return int(row[0])
 
 
+def sections(parameters: dict[str, Any], metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the result's metrics (ours), comparisons (psql \\copy, pandas.to_sql) and headline."""
+    by_name = {m["name"]: m for m in metrics}
+    ours = by_name["ours_wall_time"]["value"]
+    # The benchmark's own ratios, from the unrounded medians.
+    ratios = {}
+    if "ratio_ours_to_psql_copy" in by_name:
+        ratios["psql_copy_wall_time"] = by_name["ratio_ours_to_psql_copy"]["value"]
+    if by_name.get("ratio_to_sql_to_ours", {}).get("value"):
+        ratios["pandas_to_sql_wall_time"] = round(1 / by_name["ratio_to_sql_to_ours"]["value"], 4)
+    compared = []
+    for name, label, system in (
+        (
+            "psql_copy_wall_time",
+            "psql \\copy",
+            "psql \\copy of the same file into a plain table of text columns, same run",
+        ),
+        (
+            "pandas_to_sql_wall_time",
+            "pandas.to_sql",
+            "pandas.read_csv + to_sql (default method and chunksize) into text columns, same run",
+        ),
+    ):
+        if name in by_name:
+            entry = by_name[name]
+            compared.append(
+                comparison(
+                    system,
+                    label=label
+                    + (
+                        f", extrapolated from {entry['measured_rows']:,} rows"
+                        if "measured_rows" in entry
+                        else ""
+                    ),
+                    metric="ours_wall_time",
+                    ours=ours,
+                    theirs=entry["value"],
+                    unit="s",
+                    better="lower",
+                    metrics=[{**entry, "name": "wall_time"}],
+                    ratio=ratios.get(name),
+                )
+            )
+    labels = {
+        "ours_wall_time": "our loader",
+        "ratio_ours_to_psql_copy": "ours / psql \\copy",
+        "ratio_to_sql_to_ours": "pandas.to_sql / ours",
+    }
+    ours_metrics = [
+        {**m, "label": labels[m["name"]]} if m["name"] in labels else m
+        for m in metrics
+        if m["name"] not in ("psql_copy_wall_time", "pandas_to_sql_wall_time")
+    ]
+    return {
+        "metrics": ours_metrics,
+        "compared": compared,
+        "headlines": [
+            headline(
+                "staging {p.size:,} CSV rows ({p.file_bytes:MB} MB, cp1252) into `raw` (a table per file,"
+                " by `COPY ... (FORMAT csv)`)",
+                "{ours_wall_time} s, {ours_wall_time.peak_rss_mib:.0f} MiB peak RSS; the careful row-by-row"
+                " path {ours_row_by_row_wall_time} s",
+                ["ours_wall_time", "ratio_ours_to_psql_copy", "ratio_to_sql_to_ours"],
+            )
+        ],
+    }
+
+
 def main() -> int:
     """Stage ``--size`` rows each way and write bench/results/staging_copy.json."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -196,6 +271,7 @@ def main() -> int:
     parser.add_argument("--to-sql-size", type=int, default=100_000, help="rows pandas.to_sql really writes")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    add_common_arguments(parser)
     args = parser.parse_args()
     if args.child:
         kind, url, file, extra = args.child[0], args.child[1], Path(args.child[2]), args.child[3]
@@ -299,19 +375,18 @@ def main() -> int:
         metric("ratio_ours_to_psql_copy", round(ours_wall / psql_wall, 2), "ratio", goal="<= 2"),
         metric("ratio_to_sql_to_ours", round(pandas_wall / ours_wall, 2), "ratio", goal=">= 10"),
     ]
+    parameters = {
+        "size": args.size,
+        "repeats": args.repeats,
+        "to_sql_size": to_sql_rows,
+        "file_bytes": size_bytes,
+        "format": FORMAT,
+        # The machine (and its Postgres) is shared: its load says how quiet the run was.
+        "load_average_1m_start": load_start,
+        "load_average_1m_end": round(os.getloadavg()[0], 2),
+    }
     path = write_result(
-        "staging_copy",
-        {
-            "size": args.size,
-            "repeats": args.repeats,
-            "to_sql_size": to_sql_rows,
-            "file_bytes": size_bytes,
-            "format": FORMAT,
-            # The machine (and its Postgres) is shared: its load says how quiet the run was.
-            "load_average_1m_start": load_start,
-            "load_average_1m_end": round(os.getloadavg()[0], 2),
-        },
-        metrics,
+        "staging_copy", parameters, **sections(parameters, metrics), results_dir=args.results_dir
     )
     for m in metrics:
         print(

@@ -27,10 +27,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_url, metric, write_result
+from _common import add_common_arguments, bench_url, headline, metric, write_result
 
+#: The size ``donor-sync bench --ci`` runs it at.
+CI_SIZE = 5_000
 #: Raw records the generator writes per donor (measured: 20,000 donors -> 135,797 records).
 RECORDS_PER_DONOR = 6.79
+
+
+#: The README table's row.
+HEADLINES = [
+    headline(
+        "standardizing {raw_records:,} raw records (all sources' mix)",
+        "{wall_time} s, {peak_rss} GiB peak RSS ({records_per_second:,} records/s); staged {staged:,},"
+        " quarantined {quarantined:,}, skipped {skipped:,}; {reconcile_mismatches} reconcile mismatches",
+        ["wall_time", "peak_rss", "reconcile_mismatches"],
+    )
+]
 
 
 def sample_dir(donors: int, seed: int) -> Path:
@@ -138,6 +151,7 @@ def main() -> int:
         action="store_true",
         help="standardize again what an earlier run landed (staging emptied first)",
     )
+    add_common_arguments(parser)
     args = parser.parse_args()
 
     from donor_sync.db import connect, drop_database, ensure_database
@@ -204,6 +218,8 @@ def main() -> int:
             metric("staged_gift_rows", result.gifts, "rows"),
             metric("reconcile_mismatches", len(mismatches), "mismatches", goal="0"),
         ],
+        headlines=HEADLINES,
+        results_dir=args.results_dir,
     )
     print(
         f"{records:,} raw records standardized in {wall:.1f} s ({records / wall:,.0f}/s), "

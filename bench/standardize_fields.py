@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import msgspec
 import pandas as pd
-from _common import metric, write_result
+from _common import add_common_arguments, headline, metric, write_result
 
 RECORDS_PER_DONOR = 3.04
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -393,11 +393,25 @@ class PeakRss(threading.Thread):
         return max(self.peak, _rss_gib())
 
 
+#: The size ``donor-sync bench --ci`` runs it at.
+CI_SIZE = 5_000
+#: The README table's row.
+HEADLINES = [
+    headline(
+        "field standardizers alone over {rows:,} rows",
+        "{total_time} s ({total_cpu_time} s CPU), {peak_rss} GiB peak RSS ({input_frames} GiB of it the"
+        " input frames)",
+        ["total_time", "peak_rss"],
+    )
+]
+
+
 def main() -> int:
     """Generate, project, then time every standardizer over ``--size`` rows."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    add_common_arguments(parser)
     args = parser.parse_args()
 
     from donor_sync.standardize.fields import load_utm_config
@@ -465,6 +479,8 @@ def main() -> int:
         "standardize_fields",
         {"size": args.size, "seed": args.seed, "donors": donors, "cpu_bound_processes": 1},
         metrics,
+        headlines=HEADLINES,
+        results_dir=args.results_dir,
     )
     print(f"{args.size:,} rows: {total:.1f} s, peak RSS {peak:.2f} GiB (frames {baseline:.2f} GiB): {path}")
     return 0
