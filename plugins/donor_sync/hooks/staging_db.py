@@ -39,6 +39,18 @@ def conninfo_from_connection(
     return make_conninfo("", **params)
 
 
+def conninfo_of(conn: Any) -> str:
+    """Return the libpq conninfo of an Airflow connection object (sync or async lookup)."""
+    return conninfo_from_connection(
+        host=conn.host,
+        port=conn.port,
+        login=conn.login,
+        password=conn.password,
+        schema=conn.schema,
+        extra=conn.extra_dejson,
+    )
+
+
 class StagingDbHook(PostgresHook):
     """Postgres hook whose default connection is the staging database.
 
@@ -55,12 +67,4 @@ class StagingDbHook(PostgresHook):
 
     def conninfo(self) -> str:
         """Return the staging database's libpq conninfo from the Airflow connection."""
-        conn = self.get_connection(self.get_conn_id())
-        return conninfo_from_connection(
-            host=conn.host,
-            port=conn.port,
-            login=conn.login,
-            password=conn.password,
-            schema=conn.schema,
-            extra=conn.extra_dejson,
-        )
+        return conninfo_of(self.get_connection(self.get_conn_id()))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -65,17 +66,9 @@ async def _staging_conninfo_async() -> str:
     """Return the staging database's conninfo without blocking the triggerer's event loop."""
     from airflow.providers.common.compat.connection import get_async_connection
 
-    from donor_sync.hooks.staging_db import StagingDbHook, conninfo_from_connection
+    from donor_sync.hooks.staging_db import StagingDbHook, conninfo_of
 
-    conn = await get_async_connection(StagingDbHook.default_conn_name)
-    return conninfo_from_connection(
-        host=conn.host,
-        port=conn.port,
-        login=conn.login,
-        password=conn.password,
-        schema=conn.schema,
-        extra=conn.extra_dejson,
-    )
+    return conninfo_of(await get_async_connection(StagingDbHook.default_conn_name))
 
 
 def _links() -> Links:
@@ -96,6 +89,16 @@ def _ids(context: Any) -> tuple[str, str, str | None]:
     return str(getattr(ti, "dag_id", "unknown")), str(getattr(ti, "task_id", "unknown")), run_id
 
 
+def _slack_hook(notifier: SlackWebhookNotifier, default_handlers: Callable[[], Any]) -> SlackWebhookHook:
+    """Return the notifier's Slack webhook hook, with ``default_handlers()`` unless it was given some."""
+    return SlackWebhookHook(
+        slack_webhook_conn_id=notifier.slack_webhook_conn_id,
+        proxy=notifier.proxy,
+        timeout=notifier.timeout,
+        retry_handlers=notifier.retry_handlers or default_handlers(),
+    )
+
+
 class _IncidentNotifier(SlackWebhookNotifier):
     """A Slack webhook notifier whose hook waits out Slack's 429 answers (Retry-After)."""
 
@@ -104,12 +107,7 @@ class _IncidentNotifier(SlackWebhookNotifier):
         """Slack Incoming Webhook hook, with retries on connection errors and rate limits."""
         from donor_sync.observability.alerts import retry_handlers
 
-        return SlackWebhookHook(
-            slack_webhook_conn_id=self.slack_webhook_conn_id,
-            proxy=self.proxy,
-            timeout=self.timeout,
-            retry_handlers=self.retry_handlers or retry_handlers(),
-        )
+        return _slack_hook(self, retry_handlers)
 
     def _send(self, text: str) -> bool:
         self.hook.send(text=text)
@@ -217,12 +215,7 @@ class DeadlineSlackWebhookNotifier(SlackWebhookNotifier):
         """Slack Incoming Webhook hook whose async client waits out 429 answers."""
         from donor_sync.observability.alerts import async_retry_handlers
 
-        return SlackWebhookHook(
-            slack_webhook_conn_id=self.slack_webhook_conn_id,
-            proxy=self.proxy,
-            timeout=self.timeout,
-            retry_handlers=self.retry_handlers or async_retry_handlers(),
-        )
+        return _slack_hook(self, async_retry_handlers)
 
     @staticmethod
     def _run_ids(context: Any) -> tuple[str, str | None]:
