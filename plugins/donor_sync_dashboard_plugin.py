@@ -21,34 +21,18 @@ from urllib.parse import urlsplit
 
 from airflow.plugins_manager import AirflowPlugin
 
+from donor_sync.hooks.connection_secrets import AirflowConnectionSecrets
 from donor_sync.hooks.privacy_keys import install
 from donor_sync.web.dashboard.app import create_app
 from donor_sync.web.dashboard.auth import AirflowAuthenticator, CsrfTokens
 from donor_sync.web.staging_conninfo import CachedStagingConninfo
-from donor_sync.web.webhooks.secret_sources import CachedSecrets, SecretUnavailable, split_secrets
+from donor_sync.web.webhooks.secret_sources import CachedSecrets
 
 #: Where the dashboard is mounted in the API server, and its route in the Airflow UI.
 URL_PREFIX = "/sync-health"
 #: How long the staging database's address and the monitor token are reused before their
 #: connections are read again (a rotated token takes effect within this).
 LOOKUP_TTL_S = 30.0
-
-
-class AirflowConnectionPasswords:
-    """Secrets kept as an Airflow connection's password: the name is the connection id."""
-
-    def secrets(self, name: str) -> tuple[str, ...]:
-        """Return the tokens in connection ``name``'s password (none when it does not exist)."""
-        from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        try:
-            conn = BaseHook.get_connection(name)
-        except AirflowNotFoundException:
-            return ()
-        except Exception as exc:  # a secrets backend or the metadata database failed: retry later
-            raise SecretUnavailable(type(exc).__name__) from exc
-        return split_secrets(conn.password)
 
 
 def _csrf_secret() -> bytes:
@@ -71,7 +55,7 @@ app = create_app(
     auth=AirflowAuthenticator(),
     csrf=CsrfTokens(_csrf_secret),
     airflow_base_path=_airflow_base_path(),
-    monitor_tokens=CachedSecrets(AirflowConnectionPasswords(), ttl_s=LOOKUP_TTL_S),
+    monitor_tokens=CachedSecrets(AirflowConnectionSecrets(), ttl_s=LOOKUP_TTL_S),
 )
 
 

@@ -15,31 +15,15 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from donor_sync.hooks.connection_secrets import AirflowConnectionSecrets
 from donor_sync.web.staging_conninfo import CachedStagingConninfo
 from donor_sync.web.webhooks.app import create_app
 from donor_sync.web.webhooks.config import load_settings
-from donor_sync.web.webhooks.secret_sources import CachedSecrets, SecretUnavailable, split_secrets
+from donor_sync.web.webhooks.secret_sources import CachedSecrets
 
 #: How long a looked-up secret or database address is reused before it is read again (a rotated
 #: secret or a changed connection takes effect within this).
 LOOKUP_TTL_S = 30.0
-
-
-class AirflowConnectionSecrets:
-    """Signing secrets from Airflow connections: the connection id is the secret name."""
-
-    def secrets(self, name: str) -> tuple[str, ...]:
-        """Return the secrets in connection ``name``'s password (none when it does not exist)."""
-        from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        try:
-            conn = BaseHook.get_connection(name)
-        except AirflowNotFoundException:
-            return ()
-        except Exception as exc:  # a secrets backend or the metadata database failed: retry later
-            raise SecretUnavailable(type(exc).__name__) from exc
-        return split_secrets(conn.password)
 
 
 app = create_app(
