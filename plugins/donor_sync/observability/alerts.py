@@ -57,11 +57,25 @@ def async_retry_handlers() -> list[Any]:
     ]
 
 
+def slack_client_logger() -> logging.Logger:
+    """Return the logger the Slack SDK's webhook client writes to: warnings and errors only.
+
+    At INFO the SDK logs "Going to retry the same request: POST <url>", and an incoming
+    webhook's URL is its secret. The provider's hook would give the client Airflow's hook logger,
+    which masks the connection's password inside a task but not in the CLI or the triggerer.
+    """
+    logger = logging.getLogger("donor_sync.observability.slack_client")
+    logger.setLevel(logging.WARNING)
+    return logger
+
+
 def slack_sender(conn_id: str = SLACK_CONN_ID) -> Sender:
     """Return ``send(text) -> bool`` posting to the Slack webhook connection ``conn_id``."""
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-    hook = SlackWebhookHook(slack_webhook_conn_id=conn_id, retry_handlers=retry_handlers())
+    hook = SlackWebhookHook(
+        slack_webhook_conn_id=conn_id, retry_handlers=retry_handlers(), logger=slack_client_logger()
+    )
 
     def send(text: str) -> bool:
         try:

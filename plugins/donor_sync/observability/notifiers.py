@@ -91,11 +91,14 @@ def _ids(context: Any) -> tuple[str, str, str | None]:
 
 def _slack_hook(notifier: SlackWebhookNotifier, default_handlers: Callable[[], Any]) -> SlackWebhookHook:
     """Return the notifier's Slack webhook hook, with ``default_handlers()`` unless it was given some."""
+    from donor_sync.observability.alerts import slack_client_logger
+
     return SlackWebhookHook(
         slack_webhook_conn_id=notifier.slack_webhook_conn_id,
         proxy=notifier.proxy,
         timeout=notifier.timeout,
         retry_handlers=notifier.retry_handlers or default_handlers(),
+        logger=slack_client_logger(),
     )
 
 
