@@ -26,6 +26,7 @@ from sandbox.common.runner import Sandbox
 from sandbox.datagen import GenerationConfig, generate
 from sandbox.load import load_sources
 from tests.conftest import REPO_ROOT
+from tests.integration.source_connections import source_connections
 from tests.privacy.erasers.connections import privacy_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
@@ -79,30 +80,9 @@ def world(
     with webhook_receiver(db_url, box.tls.server_cert, box.tls.server_key) as url:
         deliveries = deliver_refund_webhooks(box, url, count=REFUNDS)
     assert deliveries == {"200": 2 * REFUNDS}
-    ca = {"ca_bundle": str(box.tls.ca_cert)}
     connections = {
         "donor_sync_db": json.loads(connection_json_from_url(db_url)),
-        "stripe": {
-            "conn_type": "http",
-            "host": box["stripe"].base_url,
-            "password": "sk_test_sandbox",
-            "extra": ca,
-        },
-        "donorbox": {
-            "conn_type": "http",
-            "host": box["donorbox"].base_url,
-            "login": "api@sandbox.donor-sync.test",
-            "password": "sandbox-donorbox-key",
-            "extra": ca,
-        },
-        "classy": {
-            "conn_type": "http",
-            "host": box["classy"].base_url,
-            "login": "sandbox-classy-client",
-            "password": "sandbox-classy-secret",
-            "extra": {**ca, "organization_id": 1},
-        },
-        "csv_drop": {"conn_type": "fs", "extra": {"path": str(drop), "quiet_period_seconds": 60}},
+        **source_connections(box, drop),
         **privacy_connections(box),  # the CRMs, Mailchimp, Braze and the outbound subscriber
     }
     for conn_id, conn in connections.items():

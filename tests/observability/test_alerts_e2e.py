@@ -33,8 +33,8 @@ from sandbox.common.faults import FaultRule
 from sandbox.common.runner import Sandbox
 from sandbox.datagen import GenerationConfig, generate
 from sandbox.load import load_sources
+from tests.integration.source_connections import source_connections
 from tests.observability.airflow_services import AirflowServices
-from tests.observability.test_deadline_e2e import _source_connections
 from tests.privacy.erasers.connections import privacy_connections
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("airflow")]
@@ -71,7 +71,7 @@ def alert_services(
     load_sources(box, sample)  # gifts to extract, so the second run has records for HubSpot
     drop = tmp_path_factory.mktemp("csv-drop")
     connections = {
-        **_source_connections(box, drop),
+        **source_connections(box, drop, quiet_period_seconds=0),
         **privacy_connections(box),
         "slack_alerts": {"conn_type": "slackwebhook", "password": box["slack"].base_url + SLACK_WEBHOOK_PATH},
     }

@@ -19,7 +19,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -27,6 +26,7 @@ import pytest
 
 from sandbox.common.faults import FaultRule
 from sandbox.common.runner import Sandbox
+from tests.integration.source_connections import source_connections
 from tests.observability.airflow_services import AirflowServices
 from tests.privacy.erasers.connections import privacy_connections
 
@@ -38,33 +38,6 @@ DEADLINE_INTERVAL = timedelta(minutes=50)
 #: How long the scheduler and triggerer get to deliver the alert once the deadline has passed.
 ALERT_TIMEOUT_S = 60.0
 SLACK_WEBHOOK_PATH = "/services/T0E2ETEST/B0E2ETEST/deadlinee2e"
-
-
-def _source_connections(box: Sandbox, drop: Path) -> dict[str, dict[str, Any]]:
-    ca = {"ca_bundle": str(box.tls.ca_cert)}
-    return {
-        "stripe": {
-            "conn_type": "http",
-            "host": box["stripe"].base_url,
-            "password": "sk_test_sandbox",
-            "extra": ca,
-        },
-        "donorbox": {
-            "conn_type": "http",
-            "host": box["donorbox"].base_url,
-            "login": "api@sandbox.donor-sync.test",
-            "password": "sandbox-donorbox-key",
-            "extra": ca,
-        },
-        "classy": {
-            "conn_type": "http",
-            "host": box["classy"].base_url,
-            "login": "sandbox-classy-client",
-            "password": "sandbox-classy-secret",
-            "extra": {**ca, "organization_id": 1},
-        },
-        "csv_drop": {"conn_type": "fs", "extra": {"path": str(drop), "quiet_period_seconds": 0}},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +61,7 @@ def hourly_services(
     )
     drop = tmp_path_factory.mktemp("csv-drop")
     connections = {
-        **_source_connections(box, drop),
+        **source_connections(box, drop, quiet_period_seconds=0),
         **privacy_connections(box),  # the CRMs, Mailchimp, Braze and the outbound subscriber
         "slack_alerts": {"conn_type": "slackwebhook", "password": box["slack"].base_url + SLACK_WEBHOOK_PATH},
     }

@@ -131,32 +131,12 @@ def connections(
         each connector's default.
     """
     from donor_sync.local_airflow import connection_json_from_url
+    from tests.integration.source_connections import source_connections
     from tests.privacy.erasers.connections import privacy_connections
 
-    ca = {"ca_bundle": str(box.tls.ca_cert)}
     found: dict[str, dict[str, Any]] = {
         "donor_sync_db": json.loads(connection_json_from_url(db_url)),
-        "stripe": {
-            "conn_type": "http",
-            "host": box["stripe"].base_url,
-            "password": "sk_test_sandbox",
-            "extra": ca,
-        },
-        "donorbox": {
-            "conn_type": "http",
-            "host": box["donorbox"].base_url,
-            "login": "api@sandbox.donor-sync.test",
-            "password": "sandbox-donorbox-key",
-            "extra": ca,
-        },
-        "classy": {
-            "conn_type": "http",
-            "host": box["classy"].base_url,
-            "login": "sandbox-classy-client",
-            "password": "sandbox-classy-secret",
-            "extra": {**ca, "organization_id": 1},
-        },
-        "csv_drop": {"conn_type": "fs", "extra": {"path": str(drop), "quiet_period_seconds": 60}},
+        **source_connections(box, drop),
         **privacy_connections(box),
     }
     if timeout_s is not None:
