@@ -24,7 +24,7 @@ demo: venv ## set up everything and run donations_hourly end to end on the embed
 	$(BIN)/donor-sync demo
 
 test: venv lint ## lint, type-check and run the whole test suite
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=25
 
 test-fast: venv ## the test suite without the slow scale tests
 	$(BIN)/pytest -n 2 --dist loadgroup -m "not slow"

@@ -90,6 +90,23 @@ def test_a_pending_gift_is_announced_once_it_succeeds_and_a_second_refund_is_a_n
 
 
 @pytest.mark.usefixtures("two_subscribers")
+def test_a_donor_named_twice_and_donors_without_gifts_give_each_gift_once(db: psycopg.Connection) -> None:
+    # Resolve hands over every touched donor (tens of thousands at once in a backfill): the
+    # lookup joins the list rather than testing each gift against it, and a repeated id is one.
+    donor, other = add_donor(db), add_donor(db)
+    add_gift(db, donor, "stripe:ch_1")
+    add_gift(db, donor, "stripe:ch_2", status="refunded", refunded="25.00")
+    idle = [str(uuid4()) for _ in range(2_000)]
+    recorded = produce_gift_events(db, [donor, str(donor), other, *idle, donor], now=NOW)
+    assert recorded.recorded == 3
+    assert sorted((e["type"], e["data"]["gift_key"]) for e in events(db)) == [
+        ("donation.created", "stripe:ch_1"),
+        ("donation.created", "stripe:ch_2"),
+        ("donation.refunded", "stripe:ch_2"),
+    ]
+
+
+@pytest.mark.usefixtures("two_subscribers")
 def test_re_running_resolve_produces_no_duplicate_event_ids(db: psycopg.Connection) -> None:
     donor = gifts_support.add_donor(db, ("stripe", "cus_1"))
     gifts_support.stage_gift(db, source="stripe", source_id="ch_1", donor="cus_1")

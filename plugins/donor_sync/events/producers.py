@@ -49,7 +49,8 @@ SELECT g.gift_key, g.gift_id::text, coalesce(d.merged_into, d.donor_id)::text, g
        g.currency_exponent, g.amount_minor, g.gift_at, g.gift_date, g.status, g.payment_method, p.plan_key,
        g.installment_number, g.designation, g.campaign, g.is_anonymous, g.tribute_type, g.refunded_amount,
        g.refunded_at, c.need_created, r.refund_key
-FROM core.gifts g
+FROM unnest(%(donors)s::uuid[]) AS t(donor_id)
+JOIN core.gifts g ON g.donor_id = t.donor_id
 JOIN core.donors d ON d.donor_id = g.donor_id
 LEFT JOIN core.donors s ON s.donor_id = d.merged_into
 LEFT JOIN core.recurring_plans p ON p.recurring_plan_id = g.recurring_plan_id
@@ -58,7 +59,7 @@ CROSS JOIN LATERAL (SELECT NOT EXISTS (
     AS need_created) c
 CROSS JOIN LATERAL (SELECT 'donation.refunded:' || g.gift_key || ':'
     || (g.refunded_amount * (10::numeric ^ g.currency_exponent))::bigint AS refund_key) r
-WHERE g.donor_id = ANY(%(donors)s::uuid[]) AND NOT g.is_test AND g.status = ANY(%(statuses)s)
+WHERE NOT g.is_test AND g.status = ANY(%(statuses)s)
   AND d.erased_at IS NULL AND s.erased_at IS NULL
   AND (c.need_created OR (g.refunded_amount > 0 AND NOT EXISTS (
        SELECT 1 FROM sync.events e WHERE e.fact_key = r.refund_key AND e.version = 1)))
@@ -136,7 +137,7 @@ def produce_gift_events(
     if not donor_ids:
         return RecordedEvents()
     rows = conn.execute(
-        _GIFTS, {"donors": [str(d) for d in donor_ids], "statuses": list(CREATED_STATUSES)}
+        _GIFTS, {"donors": sorted({str(d) for d in donor_ids}), "statuses": list(CREATED_STATUSES)}
     ).fetchall()
     # A refund already announced comes back with a row selected for its created event: the store skips it.
     return record_events(
