@@ -57,7 +57,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_common_arguments, bench_url, check, comparison, headline, metric, write_result
+from _common import (
+    AutoVacuum,
+    add_common_arguments,
+    bench_url,
+    check,
+    comparison,
+    headline,
+    metric,
+    write_result,
+)
 
 from tests.reliability import fault_support as fs
 
@@ -317,6 +326,7 @@ class Case:
     expected: dict[str, dict[str, int]]
     vendors: dict[str, dict[str, Any]]
     seeding: dict[str, Any] = field(default_factory=dict)
+    autovacuum: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -396,10 +406,11 @@ def run_case(options: Options, sample: Path, scratch: Path, core_donors: int) ->
         inputs = fs.prepare_inputs(box, sample, drop, url)
         env = fs.airflow_env(home, fs.connections(box, url, drop), url)
         fs.migrate_airflow(env)
-        memory = TreeMemory()
-        memory.start()
-        seconds, status = fs.run_dag(env, home / "dags_test.log")
-        peaks = memory.stop()
+        with AutoVacuum(url) as vacuum:
+            memory = TreeMemory()
+            memory.start()
+            seconds, status = fs.run_dag(env, home / "dags_test.log")
+            peaks = memory.stop()
         print(
             f"{fs.DAG_ID} with {core_donors:,} core donors: {seconds:.1f} s, exit {status}, {peaks}",
             flush=True,
@@ -423,6 +434,7 @@ def run_case(options: Options, sample: Path, scratch: Path, core_donors: int) ->
                 expected=_expected(conn, ledger, since),
                 vendors=vendor_floor(box),
                 seeding=seeding,
+                autovacuum=vacuum.parameters(),
                 inputs={
                     "loaded": inputs.loaded,
                     "csv_files": inputs.csv_files,
@@ -481,6 +493,7 @@ def _describe(outcome: Outcome, case: Case) -> None:
             run_status=case.summary.get("status"),
             run_seconds=case.summary.get("seconds"),
             stages=_stage_times(case),
+            autovacuum=case.autovacuum,
             note="`airflow dags test` in its own interpreter, Airflow start-up and parsing included; "
             "run_seconds: sync.runs' own span (open_run to close_run)",
         ),

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_common_arguments, bench_url, check, headline, metric, write_result
+from _common import AutoVacuum, add_common_arguments, bench_url, check, headline, metric, write_result
 from e2e_hourly import TreeMemory
 
 from tests.reliability import fault_support as fs
@@ -173,38 +173,40 @@ def run(options: Options) -> Outcome:
                 "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             }
             fs.arm(box, mix, seed=options.seed)
-            memory = TreeMemory()
-            memory.start()
-            dag_s, status = fs.run_dag(env, home / "dags_test.log")
-            print(f"{fs.DAG_ID} under faults: {dag_s:.1f} s, exit {status}", flush=True)
-            # The cycles build connectors as the push tasks do, from the same connections.
-            os.environ.update({k: v for k, v in env.items() if k.startswith(("AIRFLOW", "DONOR_SYNC"))})
-            for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-                os.environ.pop(name, None)
-            from donor_sync.hooks.destinations import connector_for
+            with AutoVacuum(url) as vacuum:
+                memory = TreeMemory()
+                memory.start()
+                dag_s, status = fs.run_dag(env, home / "dags_test.log")
+                print(f"{fs.DAG_ID} under faults: {dag_s:.1f} s, exit {status}", flush=True)
+                # The cycles build connectors as the push tasks do, from the same connections.
+                os.environ.update({k: v for k, v in env.items() if k.startswith(("AIRFLOW", "DONOR_SYNC"))})
+                for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+                    os.environ.pop(name, None)
+                from donor_sync.hooks.destinations import connector_for
 
-            with connect(url) as conn:
-                summary = fs.run_summary(conn)
-                after_run = fs.account(conn, box)
-                started = time.perf_counter()
-                cycles = fs.run_cycles(
-                    conn, connector_for=connector_for, box=box, mix=mix, max_cycles=options.max_cycles
-                )
-                cycles_s = time.perf_counter() - started
-                after_cycles = fs.account(conn, box)
-                fired = fs.fired(box)
-                print(f"{len(cycles)} cycles under faults: {cycles_s:.1f} s", flush=True)
-                fs.disarm(box)
-                started = time.perf_counter()
-                healed = fs.run_cycles(conn, connector_for=connector_for, max_cycles=options.max_cycles)
-                heal_s = time.perf_counter() - started
-                final = fs.account(conn, box)
-                cover = fs.coverage(conn)
-                letters = dead_letter_attempts(conn)
-                fs.clear_request_logs(box)
-                fs.run_cycles(conn, connector_for=connector_for, max_cycles=1)
-                rerun = fs.writes(box)
-            peaks = memory.stop()
+                with connect(url) as conn:
+                    summary = fs.run_summary(conn)
+                    after_run = fs.account(conn, box)
+                    started = time.perf_counter()
+                    cycles = fs.run_cycles(
+                        conn, connector_for=connector_for, box=box, mix=mix, max_cycles=options.max_cycles
+                    )
+                    cycles_s = time.perf_counter() - started
+                    after_cycles = fs.account(conn, box)
+                    fired = fs.fired(box)
+                    print(f"{len(cycles)} cycles under faults: {cycles_s:.1f} s", flush=True)
+                    fs.disarm(box)
+                    started = time.perf_counter()
+                    healed = fs.run_cycles(conn, connector_for=connector_for, max_cycles=options.max_cycles)
+                    heal_s = time.perf_counter() - started
+                    final = fs.account(conn, box)
+                    cover = fs.coverage(conn)
+                    letters = dead_letter_attempts(conn)
+                    fs.clear_request_logs(box)
+                    fs.run_cycles(conn, connector_for=connector_for, max_cycles=1)
+                    rerun = fs.writes(box)
+                peaks = memory.stop()
+            outcome.parameters["autovacuum_stand_in"] = vacuum.parameters()
             print(
                 f"drained in {len(healed)} cycles, {heal_s:.1f} s; problems {fs.problems(final)}", flush=True
             )

@@ -47,7 +47,6 @@ import re
 import resource
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -65,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    AutoVacuum,
     add_common_arguments,
     bench_url,
     check,
@@ -366,68 +366,6 @@ def _peak_window(entries: list[dict[str, Any]], interval_s: float) -> int:
             low += 1
         best = max(best, high - low + 1)
     return best
-
-
-# -- autovacuum, where the server has it off ---------------------------------------------------------
-
-
-class AutoVacuum:
-    """Vacuum and analyze changed tables as autovacuum's defaults would, when the server runs without it.
-
-    Production servers run autovacuum (on by default): every ``naptime`` (60 s) it analyzes each
-    table changed by more than 50 rows + 10% since its last analyze, and vacuums each table with
-    more than 50 + 20% dead rows (or 1,000 + 20% rows inserted). Test servers often turn it off;
-    the push's claims then keep planning against an empty ``sync.destination_state`` while it
-    fills, and scan an outbox whose every claim and result leaves dead rows, so without this
-    stand-in the benchmark would measure a server misconfiguration. It runs on its own connection
-    in a thread and does nothing when autovacuum is on.
-    """
-
-    def __init__(self, url: str, *, naptime_s: float = 60.0) -> None:
-        self.url, self.naptime_s = url, naptime_s
-        self.runs: Counter[str] = Counter()
-        self.active = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> AutoVacuum:
-        from donor_sync.db import connect
-
-        with connect(self.url) as conn:
-            row = conn.execute("SHOW autovacuum").fetchone()
-            self.active = row is not None and row[0] != "on"
-        if self.active:
-            self._thread = threading.Thread(target=self._loop, name="bench-autovacuum", daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=120)
-
-    def _loop(self) -> None:
-        from psycopg import sql
-
-        from donor_sync.db import connect
-
-        with connect(self.url, autocommit=True, application_name="bench-autovacuum") as conn:
-            while not self._stop.wait(self.naptime_s):
-                due = conn.execute(
-                    "SELECT s.schemaname, s.relname,"
-                    "  s.n_dead_tup > 50 + 0.2 * t.n OR s.n_ins_since_vacuum > 1000 + 0.2 * t.n,"
-                    "  s.n_mod_since_analyze > 50 + 0.1 * t.n"
-                    " FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid,"
-                    " LATERAL (SELECT greatest(c.reltuples, 0) AS n) t"
-                    " WHERE s.schemaname IN ('core', 'sync')"
-                ).fetchall()
-                for schema, table, vacuum, analyze in due:
-                    if vacuum or analyze:
-                        action = (
-                            "VACUUM (ANALYZE)" if vacuum and analyze else "VACUUM" if vacuum else "ANALYZE"
-                        )
-                        conn.execute(sql.SQL(action + " {}").format(sql.Identifier(schema, table)))
-                        self.runs[f"{action} {schema}.{table}"] += 1
 
 
 # -- database checks --------------------------------------------------------------------------------

@@ -6,10 +6,12 @@ go back through the outbox (and its push: ladder, circuit breaker, dead letters)
 straight to the vendor.
 
 **Stages:** `open_run` → `dead_letters` (the letters chosen by destination, error class and
-ids: `replay` re-queues each payload in `sync.outbox`, `edit` applies the `edits` param (field ->
-value) first, `discard` closes them with the note; every action is audited, a letter replay must
-refuse -- consent-blocked, its donor erased or merged away -- is left open and logged) →
-`push_salesforce`, `push_hubspot` (send what is due now, replays included) → `close_run`.
+ids, destination `webhooks` meaning every event subscriber's `webhook_<name>`: `replay` re-queues
+each payload in `sync.outbox`, `edit` applies the `edits` param (field -> value) first, `discard`
+closes them with the note; every action is audited, a letter replay must refuse -- consent-blocked,
+its donor erased or merged away -- is left open and logged) → `push_salesforce`, `push_hubspot`
+(send what is due now, replays included; subscribers' replays go out with the next `push_events`
+of `donations_hourly`) → `close_run`.
 The CLI does the same: `donor-sync dlq list|show|replay|edit|discard`.
 
 **Alerts.** Task failures go to the `slack_alerts` connection; a replay still running an hour
@@ -22,6 +24,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, Param
 
+from donor_sync.delivery.contracts import DEAD_LETTER_DESTINATIONS
 from donor_sync.observability.notifiers import deadline_alert
 from donor_sync.operators.dag_defaults import START_DATE, default_args
 from donor_sync.operators.delivery_tasks import DESTINATION_POOLS, push_task
@@ -54,8 +57,10 @@ with DAG(
         "destination": Param(
             None,
             type=["null", "string"],
-            enum=[None, "salesforce", "hubspot", "mailchimp", "braze", "webhooks"],
+            enum=[None, *DEAD_LETTER_DESTINATIONS],
             title="Destination",
+            description="webhooks: every event subscriber's letters (destinations webhook_<name>); "
+            "they go out with the next push_events of donations_hourly.",
         ),
         "error_class": Param(
             None,

@@ -15,7 +15,8 @@ the outbox, which repairs drift and mirrors removals at the next push) → `refi
 (the match weights refitted from the review queue's decisions once at least 20 are decided and
 some are new; `donor-sync review refit` by hand) → `retention_purge` (the policies in
 include/mappings/privacy/retention.yaml: raw payloads, webhook bodies, CSV rows, closed quarantine,
-resolved dead letters, lapsed donors' PII, push log; each purge counted and audited;
+resolved dead letters, lapsed donors' PII, push log, resolved alert incidents; each purge counted
+and audited;
 `donor-sync retention run --dry-run` shows what is due) → `expire_consent` (donors whose deciding
 consent event expired get their state recomputed, audited) → `anchor_audit_log` (the audit log's
 hash chain verified, its head anchored and the anchor printed to the task log: docs/audit.md) →

@@ -18,9 +18,11 @@ import click
 
 from donor_sync.cli_support import COUNT, ROW_ID, check_destination_filter, cli_actor, connect_staging
 from donor_sync.cli_support import friendly_errors as _friendly_errors
-from donor_sync.delivery.contracts import FailureClass
+from donor_sync.delivery.contracts import EVENT_SUBSCRIBERS, FailureClass
 
 if TYPE_CHECKING:
+    import psycopg
+
     from donor_sync.delivery.dlq.store import DeadLetter, SelectionReport
 
 _CLASSES = click.Choice([c.value for c in FailureClass])
@@ -37,13 +39,23 @@ def _summary(letter: DeadLetter) -> str:
     )
 
 
+def _check_destination(conn: psycopg.Connection, destination: str | None) -> None:
+    """Refuse (exit 2) an unknown ``--destination``; ``webhooks`` names every event subscriber."""
+    if destination != EVENT_SUBSCRIBERS:
+        check_destination_filter(conn, destination, "sync.dead_letters")
+
+
 @click.group("dlq")
 def dlq_group() -> None:
     """Dead letters: records a destination would not take. List, show, replay, edit, discard."""
 
 
 @dlq_group.command("list")
-@click.option("--destination", default=None, help="Only this destination (salesforce, hubspot...).")
+@click.option(
+    "--destination",
+    default=None,
+    help="Only this destination (salesforce, hubspot, webhook_<name>...; webhooks: every event subscriber).",
+)
 @click.option("--class", "error_class", type=_CLASSES, default=None, help="Only this error class.")
 @click.option(
     "--status",
@@ -62,7 +74,7 @@ def list_command(
 
     wanted: tuple[str, ...] | None = None if "all" in statuses else (statuses or ("open",))
     with connect_staging() as conn:
-        check_destination_filter(conn, destination, "sync.dead_letters")
+        _check_destination(conn, destination)
         letters = list_dead_letters(
             conn, destination=destination, error_class=error_class, statuses=wanted, limit=limit
         )
@@ -127,7 +139,11 @@ _NOTE = click.option("--note", default=None, help="Why (kept with the letter; no
 
 @dlq_group.command("replay")
 @click.argument("ids", nargs=-1, type=ROW_ID)
-@click.option("--destination", default=None, help="Replay every open letter of this destination ...")
+@click.option(
+    "--destination",
+    default=None,
+    help="Replay every open letter of this destination (webhooks: of every event subscriber) ...",
+)
 @click.option("--class", "error_class", type=_CLASSES, default=None, help="... of this error class only.")
 @_NOTE
 @_friendly_errors
@@ -142,7 +158,7 @@ def replay_command(
     if not ids and not destination:
         raise click.UsageError("give dead letter ids, or --destination [--class]")
     with connect_staging() as conn:
-        check_destination_filter(conn, destination, "sync.dead_letters")
+        _check_destination(conn, destination)
         report = replay_selection(
             conn, destination=destination, error_class=error_class, ids=list(ids) or None,
             action="replay", actor=cli_actor(), note=note,

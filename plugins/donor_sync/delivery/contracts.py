@@ -29,6 +29,10 @@ SALESFORCE = "salesforce"
 HUBSPOT = "hubspot"
 MAILCHIMP = "mailchimp"
 BRAZE = "braze"
+#: Every event subscriber's destination (``webhook_<name>``) at once, in dead-letter selections.
+EVENT_SUBSCRIBERS = "webhooks"
+#: What dead letters can be chosen by (the dlq_replay DAG's choices): a CRM or ESP, or every subscriber.
+DEAD_LETTER_DESTINATIONS = (SALESFORCE, HUBSPOT, MAILCHIMP, BRAZE, EVENT_SUBSCRIBERS)
 
 
 class FailureClass(StrEnum):
@@ -295,7 +299,10 @@ class OutboundRecord:
 class RecordResult:
     """What the destination said about one record of a push.
 
-    ``message`` is the vendor's message with no PII (ids and field names only).
+    ``message`` is the vendor's message with no PII (ids and field names only). ``sent`` is False
+    for a record the connector never sent (an earlier call of its batch failed and the connector
+    stopped): it goes back on its rung without counting an attempt or logging one, so it is
+    never dead-lettered for attempts it did not make.
     """
 
     outbox_id: int
@@ -307,10 +314,13 @@ class RecordResult:
     message: str | None = None
     http_status: int | None = None
     vendor_request_id: str | None = None
+    sent: bool = True
 
     def __post_init__(self) -> None:
         if not self.ok and self.error_class is None:
             raise ValueError(f"outbox row {self.outbox_id}: a failed result needs an error class")
+        if self.ok and not self.sent:
+            raise ValueError(f"outbox row {self.outbox_id}: a record that was not sent cannot have landed")
 
 
 @dataclass(frozen=True)

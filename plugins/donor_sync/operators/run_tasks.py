@@ -18,7 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def open_run(context: Mapping[str, Any]) -> str:
-    """Record the DAG run in ``sync.runs`` (and any configuration change) and return the run id."""
+    """Record the DAG run in ``sync.runs`` (and any configuration change) and return the run id.
+
+    It also marks abandoned the extraction batches that killed tasks of ended runs left
+    'extracting' (:func:`donor_sync.sources.raw_landing.abandon_orphaned_batches`).
+    """
     from donor_sync.db import connect
     from donor_sync.hooks.staging_db import StagingDbHook
     from donor_sync.observability import runs
@@ -37,7 +41,22 @@ def open_run(context: Mapping[str, Any]) -> str:
         # Which configuration this run works with: a change since the last run is audited.
         record_config_changes(conn, actor=f"dag:{dag_run.dag_id}.open_run", run_id=run_id)
         conn.commit()
+        _abandon_orphaned_batches(conn)
     return str(run_id)
+
+
+def _abandon_orphaned_batches(conn: Any) -> None:
+    """Mark abandoned the extraction batches killed tasks of ended runs left 'extracting'.
+
+    Housekeeping: never fails the run it opens (a problem is logged; the next open_run tries again).
+    """
+    from donor_sync.sources.raw_landing import abandon_orphaned_batches
+
+    try:
+        abandon_orphaned_batches(conn)
+    except Exception as exc:
+        conn.rollback()
+        log.warning("extraction batches left 'extracting' not swept (%s)", type(exc).__name__)
 
 
 def run_type_of(dag_run: Any) -> str:

@@ -14,15 +14,18 @@ each non-finite number as its JSON token in a string (``"NaN"``), the same way o
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import psycopg
+
+log = logging.getLogger(__name__)
 
 #: A lone surrogate as json.dumps escapes it: a high one not followed by a low one, or a low one alone.
 _LONE_SURROGATE = re.compile(
@@ -163,3 +166,58 @@ def fail_batch(conn: psycopg.Connection, batch_id: int, error_class: str) -> Non
         (error_class, batch_id),
     )
     conn.commit()
+
+
+#: How long after it started a batch still 'extracting' is abandoned although its run still reads
+#: 'running' (or it has no run): far beyond any DAG run (dagrun_timeout is at most 6 hours), so
+#: that run was killed without its failure callback closing it.
+ABANDON_AFTER = timedelta(hours=24)
+
+_ABANDON = """
+WITH due AS (
+    SELECT b.batch_id,
+           CASE WHEN r.status <> 'running'
+                THEN 'abandoned: its run ended (' || r.status || ') while it was extracting'
+                ELSE 'abandoned: still extracting ' || %(hours)s || ' h after it started, '
+                     || CASE WHEN r.run_id IS NULL THEN 'without a run' ELSE 'its run never closed' END
+           END AS reason
+    FROM raw.batches b
+    LEFT JOIN sync.runs r ON r.run_id = b.run_id
+    WHERE b.status = 'extracting'
+      AND (r.status <> 'running' OR b.started_at < %(before)s)
+    FOR UPDATE OF b SKIP LOCKED
+)
+UPDATE raw.batches b
+   SET status = 'abandoned', error = due.reason, finished_at = now()
+  FROM due
+ WHERE b.batch_id = due.batch_id AND b.status = 'extracting'
+RETURNING b.batch_id
+"""
+
+
+def abandon_orphaned_batches(
+    conn: psycopg.Connection, *, now: datetime | None = None, after: timedelta = ABANDON_AFTER
+) -> list[int]:
+    """Mark 'abandoned' the batches a killed extraction left 'extracting'; commit; return their ids.
+
+    An extraction commits its records together with the batch's 'loaded', and an exception marks
+    the batch 'failed'; a worker killed mid-read does neither. Such a batch is abandoned once its
+    run is no longer running: the run closed (success, failed, canceled), or the batch started
+    more than ``after`` ago (its run never closed, or it has none). A batch of a run still
+    running is never touched before then: a retried task of that run may still be reading. The
+    reason goes to ``raw.batches.error``. An abandoned batch holds no records, moves no watermark
+    and is never standardized. ``open_run`` calls this at the start of every DAG run.
+
+    :param now: the time ``after`` is measured back from (default: now).
+    """
+    before = (now or datetime.now(UTC)) - after
+    hours = f"{after.total_seconds() / 3600:g}"
+    rows = conn.execute(_ABANDON, {"before": before, "hours": hours}).fetchall()
+    conn.commit()
+    ids = sorted(int(r[0]) for r in rows)
+    if ids:
+        shown = ", ".join(map(str, ids[:20])) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+        log.warning(
+            "%s extraction batch(es) left 'extracting' by a killed task marked abandoned: %s", len(ids), shown
+        )
+    return ids

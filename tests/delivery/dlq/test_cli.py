@@ -126,3 +126,20 @@ def test_discard_requires_a_note(db: psycopg.Connection, cli: CliRunner) -> None
     assert done.exit_code == 0, done.output
     assert "2 dead letter(s) selected: 2 discarded" in done.output
     assert scalar(db, "SELECT count(*) FROM sync.audit_log WHERE action = 'dlq.discarded'") == 2
+
+
+def test_webhooks_chooses_every_event_subscriber(db: psycopg.Connection, cli: CliRunner) -> None:
+    a = dead_letter(db, "evt-1", destination="webhook_a")
+    b = dead_letter(db, "evt-2", destination="webhook_b")
+    dead_letter(db, "crm", destination=DEST)
+    listed = cli.invoke(main, ["dlq", "list", "--destination", "webhooks"])
+    assert listed.exit_code == 0, listed.output
+    assert "2 of 2 dead letter(s) shown" in listed.output
+    assert "webhook_a/contact evt-1" in listed.output
+    assert "webhook_b/contact evt-2" in listed.output
+    replayed = cli.invoke(main, ["dlq", "replay", "--destination", "webhooks", "--note", "receiver fixed"])
+    assert replayed.exit_code == 0, replayed.output
+    assert {get_dead_letter(db, i).status for i in (a, b)} == {"replayed"}
+    assert "1 of 1" in cli.invoke(main, ["dlq", "list"]).output
+    unknown = cli.invoke(main, ["dlq", "list", "--destination", "webhook"])
+    assert unknown.exit_code == 2

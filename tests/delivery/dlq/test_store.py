@@ -8,7 +8,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from donor_sync.delivery.contracts import FailureClass
+from donor_sync.delivery.contracts import DEAD_LETTER_DESTINATIONS, EVENT_SUBSCRIBERS, FailureClass
 from donor_sync.delivery.dlq import (
     DeadLetterError,
     apply_edits,
@@ -255,3 +255,22 @@ def test_a_selection_can_edit_then_replay_or_discard(db: psycopg.Connection) -> 
         replay_selection(db, ids=[a], action="discard", actor=ACTOR)
     with pytest.raises(DeadLetterError, match="unknown action"):
         replay_selection(db, ids=[a], action="purge", actor=ACTOR)
+
+
+@pytest.mark.parametrize("choice", DEAD_LETTER_DESTINATIONS)
+def test_each_destination_choice_of_dlq_replay_selects_its_letters(
+    db: psycopg.Connection, choice: str
+) -> None:
+    destinations = (*DEAD_LETTER_DESTINATIONS[:-1], "webhook_a", "webhook_b", "webhookless_crm")
+    letters = {d: dead_letter(db, f"k-{d}", destination=d) for d in destinations}
+    wanted = (
+        {letters["webhook_a"], letters["webhook_b"]} if choice == EVENT_SUBSCRIBERS else {letters[choice]}
+    )
+    assert {x.dead_letter_id for x in list_dead_letters(db, destination=choice)} == wanted
+    # As the DAG's task calls it, with the DAG's params.
+    report = replay_selection(
+        db, destination=choice, error_class="validation", action="discard", note="t", actor="dag:dlq_replay"
+    )
+    db.commit()
+    assert {r.dead_letter_id for r in report.results if r.changed} == wanted
+    assert {x.dead_letter_id for x in list_dead_letters(db)} == set(letters.values()) - wanted

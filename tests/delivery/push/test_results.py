@@ -267,6 +267,40 @@ def test_a_failed_record_with_a_newer_version_queued_is_replaced_not_requeued(db
     assert outbox(db, newer)["state"] == "pending"
 
 
+def test_a_record_that_was_not_sent_uses_no_attempt_and_is_never_dead_lettered_for_it(
+    db: psycopg.Connection,
+) -> None:
+    spent = queue(db, "spent")  # every rung used: one more failed attempt would dead-letter it
+    fresh = queue(db, "fresh")
+    db.execute("UPDATE sync.outbox SET attempts = %s WHERE outbox_id = %s", (len(RETRY_LADDER), spent))
+    db.commit()
+    ctx = PushContext(destination=DEST, claimed_by="w#1", options=settings(jitter=0.0).push)
+    assert len(claim(db, ctx, entity="contact", operation=Operation.UPSERT, limit=10).records) == 2
+    db.commit()
+    counts = write_results(
+        db,
+        ctx,
+        [
+            RecordResult(
+                outbox_id=i, ok=False, error_class=FailureClass.TRANSIENT, error_code="NOT_SENT", sent=False
+            )
+            for i in (spent, fresh)
+        ],
+    )
+    db.commit()
+    assert (counts.retrying, counts.dead_lettered) == (2, 0)
+    row = outbox(db, spent)
+    assert (row["state"], row["attempts"], row["error_code"]) == ("pending", len(RETRY_LADDER), "NOT_SENT")
+    assert row["delay_s"] == pytest.approx(RETRY_LADDER[-1].total_seconds(), abs=1)
+    row = outbox(db, fresh)
+    assert (row["state"], row["attempts"]) == ("pending", 0)
+    assert row["delay_s"] == pytest.approx(RETRY_LADDER[0].total_seconds(), abs=1)
+    assert scalar(db, "SELECT count(*) FROM sync.push_log") == 0, "no attempt was made: none is logged"
+    assert scalar(db, "SELECT count(*) FROM sync.dead_letters") == 0
+    with pytest.raises(ValueError, match="not sent"):
+        RecordResult(outbox_id=1, ok=True, sent=False)
+
+
 def test_results_of_a_lost_lease_are_ignored(db: psycopg.Connection) -> None:
     outbox_id = queue(db, "k")
     slow = PushContext(destination=DEST, claimed_by="slow#1")

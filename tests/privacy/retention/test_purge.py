@@ -123,6 +123,29 @@ def dead_letter(db: psycopg.Connection, key: str, resolved_age: str | None) -> i
     )
 
 
+def incident(
+    db: psycopg.Connection, scope: str, *, opened: str, resolved: str | None, notified: bool, told: bool
+) -> int:
+    """An alert incident opened ``opened`` ago, resolved ``resolved`` ago (None: still open).
+
+    :param notified: its opening message was delivered; ``told``: its resolution message too.
+    """
+    row = db.execute(
+        "INSERT INTO sync.alert_incidents (incident_key, kind, scope, summary, runbook, opened_at,"
+        " last_seen_at, resolved_at, notified_at, notified_severity, resolution_notified_at)"
+        " VALUES ('dead_letter_growth:' || %(scope)s, 'dead_letter_growth', %(scope)s, '3 new dead letters',"
+        " 'dead-letter-review.md', now() - %(opened)s::interval, now() - %(opened)s::interval,"
+        " now() - %(resolved)s::interval,"
+        " CASE WHEN %(notified)s THEN now() - %(opened)s::interval END,"
+        " CASE WHEN %(notified)s THEN 'warning' END,"
+        " CASE WHEN %(told)s THEN now() - %(resolved)s::interval END)"
+        " RETURNING incident_id",
+        {"scope": scope, "opened": opened, "resolved": resolved, "notified": notified, "told": told},
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def donor(db: psycopg.Connection, name: str, *, created: str, gift_age: str | None) -> UUID:
     donor_id: UUID = one(
         db,
@@ -184,6 +207,19 @@ def world(db: psycopg.Connection) -> dict[str, Any]:
     )
     w["active"] = donor(db, "active", created="10 years", gift_age="1 year")
     w["new"] = donor(db, "new", created="1 year", gift_age=None)
+    w["inc_old_told"] = incident(
+        db, "hubspot", opened="300 days", resolved="200 days", notified=True, told=True
+    )
+    w["inc_old_silent"] = incident(
+        db, "braze", opened="300 days", resolved="200 days", notified=False, told=False
+    )
+    w["inc_old_owed"] = incident(
+        db, "mailchimp", opened="300 days", resolved="200 days", notified=True, told=False
+    )
+    w["inc_young"] = incident(
+        db, "salesforce", opened="300 days", resolved="10 days", notified=True, told=True
+    )
+    w["inc_open"] = incident(db, "salesforce", opened="900 days", resolved=None, notified=True, told=False)
     for age in (OLD, OLD, YOUNG):
         db.execute(
             "INSERT INTO sync.push_log (destination, entity, record_key, operation, attempt, outcome,"
@@ -205,6 +241,7 @@ def snapshot(db: psycopg.Connection) -> list[Any]:
         "staging.donors",
         "core.donor_sources",
         "sync.push_log",
+        "sync.alert_incidents",
     ]
     rows = [
         db.execute(f"SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {t} t").fetchone()
@@ -233,6 +270,7 @@ def test_each_policy_purges_exactly_what_is_due(
         "resolved_dead_letters": 1,
         "lapsed_donors": 1,
         "push_log": 2,
+        "resolved_alert_incidents": 2,
     }
     assert {r.policy: r.count for r in dry.results} == expected
 
@@ -306,6 +344,13 @@ def test_each_policy_purges_exactly_what_is_due(
     }
     assert one(db, "SELECT count(*) FROM core.donor_sources WHERE attributes IS NULL") == 2
     assert one(db, "SELECT count(*) FROM sync.push_log") == 1
+    # incidents: resolved long ago with nothing owed are gone; an open one stays however old, and
+    # so do the recently resolved one and the one whose resolution Slack has not taken yet
+    assert {r[0] for r in db.execute("SELECT incident_id FROM sync.alert_incidents")} == {
+        world["inc_old_owed"],
+        world["inc_young"],
+        world["inc_open"],
+    }
 
     audit = db.execute(
         "SELECT actor, object_id, details FROM sync.audit_log WHERE action = 'retention.purged'"

@@ -31,8 +31,9 @@ from uuid import UUID
 
 import psycopg
 
-from donor_sync.delivery.contracts import FailureClass
+from donor_sync.delivery.contracts import EVENT_SUBSCRIBERS, FailureClass
 from donor_sync.errors import DonorSyncError
+from donor_sync.events.settings import DESTINATION_PREFIX
 from donor_sync.privacy.crypto.fields import open_value, seal
 
 log = logging.getLogger(__name__)
@@ -154,13 +155,16 @@ def _filters(
     if unknown:
         raise DeadLetterError(f"unknown status {', '.join(unknown)}; one of {', '.join(STATUSES)}")
     where = (
-        "(%(destination)s::text IS NULL OR destination = %(destination)s)"
+        "(%(destination)s::text IS NULL OR destination = %(destination)s"
+        " OR (%(destination)s = %(subscribers)s AND starts_with(destination, %(prefix)s)))"
         " AND (%(error_class)s::text IS NULL OR error_class = %(error_class)s)"
         " AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s))"
         " AND (%(ids)s::bigint[] IS NULL OR dead_letter_id = ANY(%(ids)s))"
     )
     params = {
         "destination": destination,
+        "subscribers": EVENT_SUBSCRIBERS,
+        "prefix": DESTINATION_PREFIX,
         "error_class": error_class,
         "statuses": list(statuses) if statuses else None,
         "ids": list(ids) if ids else None,
@@ -179,6 +183,9 @@ def list_dead_letters(
 ) -> list[DeadLetter]:
     """Return dead letters, oldest failure first; open ones unless ``statuses`` says otherwise.
 
+    :param destination: one destination, or ``webhooks``
+        (:data:`~donor_sync.delivery.contracts.EVENT_SUBSCRIBERS`) for every event subscriber's
+        (``webhook_<name>``).
     :param statuses: None or empty for every status.
     """
     where, params = _filters(destination, error_class, statuses, ids)
@@ -584,6 +591,8 @@ def replay_selection(
     the report says which were already resolved. A letter a replay must refuse is reported in
     ``refused`` and the others go on. The caller commits.
 
+    :param destination: one destination, or ``webhooks`` for every event subscriber's
+        (``webhook_<name>``), as :func:`list_dead_letters` takes it.
     :param action: ``replay``, ``edit`` (apply ``edits``, field path -> value, then replay) or
         ``discard`` (needs ``note``).
     :raises DeadLetterError: an unknown action, no selection at all, an edit without edits, a

@@ -9,7 +9,9 @@ closed as superseded.
 Failure: a retryable class whose ladder is not spent goes back to ``pending`` at the next rung
 (1m, 5m, 15m, 1h, 4h, 24h, +- jitter); anything else becomes a ``sync.dead_letters`` row with the
 payload, the error, its class and remediation, and the outbox row is ``dead``. A rate-limited
-failure never counts an attempt: the record waits for the window, not for a fix.
+failure never counts an attempt: the record waits for the window, not for a fix. Nor does a
+record the connector never sent (``RecordResult.sent`` False): it goes back on its rung with no
+attempt counted and no push_log row, so it is never dead-lettered for attempts it did not make.
 
 Every attempt leaves a ``sync.push_log`` row. Rows the worker no longer holds (its lease expired
 and another run reclaimed them) are left alone and counted as ``stale``. A record that goes back
@@ -162,7 +164,8 @@ def write_results(
             message=r.message,
             http_status=r.http_status,
             vendor_request_id=r.vendor_request_id,
-            count_attempt=r.error_class != FailureClass.RATE_LIMITED,
+            count_attempt=r.sent and r.error_class != FailureClass.RATE_LIMITED,
+            log_attempt=r.sent,
         )
         for r in results
         if not r.ok and r.outbox_id in owned

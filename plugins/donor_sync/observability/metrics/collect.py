@@ -139,30 +139,47 @@ def _push_totals(conn: psycopg.Connection, w: RunWindow) -> dict[tuple[str, str]
 
 # -- the figures ----------------------------------------------------------------------------------
 
+#: One pass over the window's rows, grouped per record (destination, entity, gift key): the run's
+#: succeeded pushes (this run's push figures name their destinations) and the gifts that landed
+#: first in the window. A gift counts when the run pushed it at or before it first landed. Grouping
+#: instead of a join keeps the cost linear whatever the planner estimates: a correlated lookup of
+#: each landed gift's pushes, planned on a push_log that was never analyzed, walked every push of
+#: the destination for each gift (45 s for 10,000 gifts).
 _LATENCY = """
+WITH window_rows AS (
+    SELECT p.destination::text AS destination, p.entity, p.record_key,
+           p.pushed_at, NULL::timestamptz AS landed_at, NULL::timestamptz AS gift_at
+    FROM sync.push_log p
+    WHERE p.destination = ANY(%(dests)s::text[]) AND p.pushed_at BETWEEN %(start)s AND %(end)s
+      AND p.run_id = %(run)s AND p.outcome = 'succeeded'
+    UNION ALL
+    SELECT gd.destination::text, gd.entity, g.gift_key, NULL, gd.first_pushed_at, g.gift_at
+    FROM core.gift_destinations gd
+    JOIN core.gifts g ON g.gift_id = gd.gift_id
+    WHERE gd.first_pushed_at BETWEEN %(start)s AND %(end)s
+), per_record AS (
+    SELECT destination, min(pushed_at) AS pushed_at, min(landed_at) AS landed_at, min(gift_at) AS gift_at
+    FROM window_rows
+    GROUP BY destination, entity, record_key
+)
 SELECT destination, count(*),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds),
        percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds),
        max(seconds)
 FROM (
-    SELECT gd.destination::text AS destination,
-           greatest(0, extract(epoch FROM gd.first_pushed_at - g.gift_at))::float8 AS seconds
-    FROM core.gift_destinations gd
-    JOIN core.gifts g ON g.gift_id = gd.gift_id
-    WHERE gd.first_pushed_at BETWEEN %(start)s AND %(end)s
-      AND EXISTS (SELECT 1 FROM sync.push_log p
-                  WHERE p.destination = gd.destination AND p.entity = gd.entity
-                    AND p.record_key = g.gift_key AND p.outcome = 'succeeded' AND p.run_id = %(run)s
-                    AND p.pushed_at BETWEEN %(start)s AND gd.first_pushed_at)
+    SELECT destination, greatest(0, extract(epoch FROM landed_at - gift_at))::float8 AS seconds
+    FROM per_record
+    WHERE pushed_at <= landed_at
 ) landed
 GROUP BY destination
 ORDER BY destination
 """
 
 
-def _latency(conn: psycopg.Connection, w: RunWindow) -> list[Figure]:
+def _latency(conn: psycopg.Connection, w: RunWindow, destinations: Sequence[str]) -> list[Figure]:
     figures: list[Figure] = []
-    for destination, landed, p50, p95, top in conn.execute(_LATENCY, _params(w)).fetchall():
+    rows = conn.execute(_LATENCY, _params(w, dests=list(destinations))).fetchall()
+    for destination, landed, p50, p95, top in rows:
         figures += [
             Figure("latency", destination, "gifts_landed", int(landed), "records"),
             Figure("latency", destination, "gift_to_destination_p50", float(p50), "seconds"),
@@ -363,7 +380,7 @@ def compute_run_health(conn: psycopg.Connection, run_id: UUID) -> list[Figure]:
     destinations = _destinations(conn, w)
     push = _push_totals(conn, w)
     figures = [
-        *_latency(conn, w),
+        *_latency(conn, w, destinations),
         *_api(conn, w, destinations, push),
         *_breakers(conn),
         *_consent(conn, w),

@@ -2,10 +2,10 @@
 
 Each policy (retention.yaml) selects the rows that are due -- older than its age, in the state
 that makes them safe to purge (a raw record standardized and not in open quarantine, a dead
-letter resolved, a donor with no gift in the period) and not purged already -- and applies its
-action in batches of ``batch_size`` rows, each batch locking its rows ``FOR UPDATE SKIP LOCKED``
-and committed on its own, so the nightly purge never holds long locks. A row is never due twice:
-a second run purges nothing.
+letter or an alert incident resolved, a donor with no gift in the period) and not purged
+already -- and applies its action in batches of ``batch_size`` rows, each batch locking its rows
+``FOR UPDATE SKIP LOCKED`` and committed on its own, so the nightly purge never holds long locks.
+A row is never due twice: a second run purges nothing.
 
 Every policy that changed rows writes one ``retention.purged`` audit row with
 ``{policy, table, action, count}`` (ids and counts, never values). A dry run counts what is due and
@@ -124,6 +124,14 @@ _ROWS: dict[str, _Rows] = {
         not_done={"blank": f"NOT t.payload @> {_PURGED}"},
     ),
     "sync.push_log": _Rows(key="push_log_id", due=f"t.pushed_at < {_CUTOFF}", sets={}),
+    # Resolved incidents only (an open one is never due, however old), and only once no Slack
+    # message is owed for them (the resolution of one that was announced).
+    "sync.alert_incidents": _Rows(
+        key="incident_id",
+        due=f"t.resolved_at IS NOT NULL AND t.resolved_at < {_CUTOFF}"
+        " AND (t.notified_at IS NULL OR t.resolution_notified_at IS NOT NULL)",
+        sets={},
+    ),
 }
 
 

@@ -45,6 +45,7 @@ SUPPORTED: dict[str, tuple[Action, ...]] = {
     "sync.dead_letters": ("blank", "delete"),
     "core.donors": ("pseudonymize", "blank"),
     "sync.push_log": ("delete",),
+    "sync.alert_incidents": ("delete",),
 }
 
 #: core.donors columns a lapsed-donor policy may clear (staging.donors has the same names)

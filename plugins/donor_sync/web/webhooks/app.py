@@ -7,7 +7,9 @@ first that fails; nothing is written for a refused request:
 2. the declared size is within the limit (413), the content type is accepted (415);
 3. the body is read, stopping at the limit whatever was declared (413);
 4. the signature verifies on the exact bytes received (401, or 400 for a malformed header);
-5. the body is a JSON object with an event id (400);
+5. the body is a JSON object with an event id (400); values jsonb cannot hold (NUL, lone
+   surrogates, numbers beyond Postgres's range) are made storable, never refused
+   (:mod:`donor_sync.web.webhooks.inbox`);
 6. the event is committed to ``raw.webhook_inbox`` (200 ``stored`` or ``duplicate``), or the
    database is unavailable (503 with ``Retry-After``: the platform retries).
 

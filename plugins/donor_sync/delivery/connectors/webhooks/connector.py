@@ -10,9 +10,18 @@ failing subscriber never holds back another. Per event:
   :mod:`donor_sync.web.webhooks.signatures`), ``X-DonorSync-Event-Id`` (deduplicate on it),
   ``X-DonorSync-Event-Type``, ``X-DonorSync-Event-Version``, ``X-DonorSync-Delivery-Attempt``;
 * answer: 2xx delivered; 408 and 5xx transient (the ladder); 429 rate limited (waits without
-  using up an attempt); a timeout or connection failure transient, and the rest of the batch is
-  not sent this time; any other status (3xx included: redirects are not followed) permanent, so
-  the event becomes a dead letter of this subscriber at once.
+  using up an attempt); a timeout or connection failure (reset, refused) transient; any other
+  status (3xx included: redirects are not followed) permanent, so the event becomes a dead letter
+  of this subscriber at once.
+
+Each event is its own POST with its own id, and events are not ordered (docs/events.md), so one
+event's failure says nothing about the next: the batch goes on after any answer and after a
+single timeout or connection failure. It stops only when the subscriber asks it to (429) or looks
+down (:data:`UNREACHABLE_IN_A_ROW` timeouts or connection failures in a row); the events after
+that are not sent, and their results say so (``sent=False``, code ``NOT_SENT``): they wait for
+their next rung without using an attempt, so they are never dead-lettered for attempts they did
+not make. A timed-out event may have reached the subscriber; its retry carries the same
+``X-DonorSync-Event-Id`` (delivery is at least once: subscribers deduplicate on it).
 
 No retry loop here: retries are the ladder's. Messages name statuses only, never bodies.
 """
@@ -41,6 +50,8 @@ from donor_sync.web.webhooks.signatures import hmac_signature_headers
 
 __all__ = [
     "EVENT_ID_HEADER",
+    "NOT_SENT",
+    "UNREACHABLE_IN_A_ROW",
     "SubscriberEndpoint",
     "WebhookConnector",
     "classify_status",
@@ -52,6 +63,12 @@ EVENT_ID_HEADER = "X-DonorSync-Event-Id"
 USER_AGENT = "donor-sync-events/1"
 #: Events per push call (each is its own POST; the batch bounds one lease's work).
 BATCH_SIZE = 50
+#: Timeouts or connection failures in a row after which the rest of the batch is not sent.
+UNREACHABLE_IN_A_ROW = 2
+#: Error codes of a call that never got an HTTP answer.
+_UNREACHABLE = ("NETWORK", "TIMEOUT")
+#: Error code of an event the batch stopped before sending.
+NOT_SENT = "NOT_SENT"
 
 
 @dataclass(frozen=True)
@@ -157,21 +174,17 @@ class WebhookConnector:
     ) -> list[RecordResult]:
         """POST each event; one result per record (module docstring)."""
         results: list[RecordResult] = []
-        halted: RecordResult | None = None
+        unreachable = 0
+        stopped_by: RecordResult | None = None
         for record in records:
-            if halted is not None:
-                results.append(_like(halted, record.outbox_id))
+            if stopped_by is not None:
+                results.append(_not_sent(stopped_by, record.outbox_id))
                 continue
             result = self._deliver(record)
             results.append(result)
-            if result.error_code in ("NETWORK", "TIMEOUT", "HTTP_429"):
-                halted = RecordResult(
-                    0,
-                    ok=False,
-                    error_class=result.error_class,
-                    error_code="NOT_SENT",
-                    message=f"not sent: an earlier event of the batch failed ({result.error_code})",
-                )
+            unreachable = unreachable + 1 if result.error_code in _UNREACHABLE else 0
+            if result.error_class is FailureClass.RATE_LIMITED or unreachable >= UNREACHABLE_IN_A_ROW:
+                stopped_by = result
         return results
 
     def _deliver(self, record: OutboundRecord) -> RecordResult:
@@ -215,11 +228,17 @@ class WebhookConnector:
         )
 
 
-def _like(template: RecordResult, outbox_id: int) -> RecordResult:
+def _not_sent(cause: RecordResult, outbox_id: int) -> RecordResult:
+    """The result of an event the batch stopped before sending, after ``cause``."""
+    if cause.error_class is FailureClass.RATE_LIMITED:
+        why = "the subscriber asked to slow down"
+    else:
+        why = f"the subscriber did not answer {UNREACHABLE_IN_A_ROW} events in a row"
     return RecordResult(
         outbox_id,
         ok=False,
-        error_class=template.error_class,
-        error_code=template.error_code,
-        message=template.message,
+        error_class=cause.error_class,
+        error_code=NOT_SENT,
+        message=f"not sent: {why} ({cause.error_code}); no attempt used",
+        sent=False,
     )
