@@ -4,9 +4,12 @@
   ``client_secret``) → ``{"access_token", "token_type": "bearer", "expires_in"}``; calling again gives
   a fresh token. Bad clients are 400 ``invalid_client``, other grants 400 ``unsupported_grant_type``.
 - ``GET /2.0/organizations/{id}/transactions`` (also under ``/api/2.0``, the spec's host) with a
-  bearer token. An expired token is 401 ``expired_token``, an unknown one 401 ``invalid_token``
-  (``{"error", "error_description"}`` and a ``WWW-Authenticate: Bearer`` challenge, as PHP OAuth2
-  servers answer; unverified). Another organisation's data is 403.
+  bearer token. An expired token is 401 ``expired_token``, an unknown or revoked one 401
+  ``invalid_token`` (``{"error", "error_description"}`` and a ``WWW-Authenticate: Bearer``
+  challenge, as PHP OAuth2 servers answer; unverified). Another organisation's data is 403.
+- ``POST /__admin/tokens/revoke``: revoke every issued token (an administrator revoking the
+  application's access, a rotated secret): each is then 401 ``invalid_token`` before its expiry,
+  while the client credentials still get a fresh token.
 - Query: ``page`` (default 1), ``per_page`` (default 20, 1-100, else 400), ``filter`` =
   ``{attribute}{operand}{value}`` with operands ``= != <> > < >= <=`` (URL-encoded), several joined by
   commas (all must hold), e.g. ``filter=updated_at%3E2024-01-01T00:00:00Z``; ``sort=field:asc|desc``
@@ -212,6 +215,8 @@ class ClassyEmulator(Emulator):
             body: dict[str, Any] = _oauth_error(
                 401, "expired_token", "The access token provided has expired"
             ).body
+        elif status == 401:
+            body = _oauth_error(401, "invalid_token", "The access token provided is invalid").body
         elif status == 429:
             body = {"message": "Too Many Attempts.", "retry_after": 60}
         else:
@@ -222,6 +227,15 @@ class ClassyEmulator(Emulator):
         """Make every issued token expired (tests of the refresh path)."""
         with self.lock:
             self.tokens = {t: (c, 0.0) for t, (c, _) in self.tokens.items()}
+
+    def revoke_tokens(self) -> int:
+        """Revoke every issued token before its expiry (401 ``invalid_token`` from now on); return
+        how many were live."""
+        now = time.time()
+        with self.lock:
+            live = sum(1 for _, expires in self.tokens.values() if expires > now)
+            self.tokens = {}
+        return live
 
     # -- OAuth -----------------------------------------------------------------------------------
     def issue_token(self, form: dict[str, str]) -> dict[str, Any]:
@@ -347,6 +361,10 @@ class ClassyEmulator(Emulator):
 
     def routes(self, app: FastAPI) -> None:
         """Register the token endpoint and the transactions list."""
+
+        @app.post("/__admin/tokens/revoke")
+        def revoke() -> dict[str, int]:
+            return {"revoked": self.revoke_tokens()}
 
         @app.post("/oauth2/auth")
         async def token(request: Request) -> JSONResponse:

@@ -113,6 +113,29 @@ def test_expired_and_unknown_tokens_are_401(api: Running, https: requests.Sessio
     assert _get(https, api, token).json()["error"] == "expired_token"
 
 
+def test_revoked_tokens_are_401_invalid_token_and_the_client_gets_a_new_one(
+    api: Running, https: requests.Session, token: str
+) -> None:
+    assert _get(https, api, token).status_code == 200
+    revoked = https.post(f"{api.admin_url}/tokens/revoke", timeout=5)
+    assert revoked.json() == {"revoked": 1}
+    refused = _get(https, api, token)
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_token")
+    assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+    fresh = https.post(f"{api.base_url}/oauth2/auth", data=CLIENT, timeout=5).json()["access_token"]
+    assert _get(https, api, fresh).status_code == 200
+
+
+def test_a_401_fault_answers_as_classy_does(api: Running, https: requests.Session, token: str) -> None:
+    https.put(
+        f"{api.admin_url}/faults",
+        json=[{"kind": "status", "status": 401, "path": "/transactions$", "count": 1}],
+        timeout=5,
+    )
+    faulted = _get(https, api, token)
+    assert (faulted.status_code, faulted.json()["error"]) == (401, "invalid_token")
+
+
 def test_expired_token_fault_kind(api: Running, https: requests.Session, token: str) -> None:
     https.put(
         f"{api.admin_url}/faults",

@@ -14,6 +14,7 @@ from donor_sync.errors import PermanentError
 from donor_sync.observability import runs
 from donor_sync.sources.classy import ClassyApi, extract_classy
 from donor_sync.sources.donorbox import DonorboxApi, extract_donorbox
+from donor_sync.sources.http import default_retry
 from donor_sync.sources.watermarks import advance_from_run, read_watermark
 from sandbox.common.runner import Sandbox
 from sandbox.common.tls import TlsFiles
@@ -144,13 +145,96 @@ def test_classy_fetches_a_new_token_when_the_old_one_expired(
     assert _run(db, "r2", extract_classy, api)[0] >= 1
 
 
+def _production_retry(box: Sandbox, sandbox_tls: TlsFiles, connection: str = "classy") -> ClassyApi:
+    """A client with the production retry policy, without its waits (it never retries a 401)."""
+    return ClassyApi(
+        box["classy"].base_url,
+        "sandbox-classy-client",
+        "sandbox-classy-secret",
+        1,
+        verify=str(sandbox_tls.ca_cert),
+        retry=default_retry().copy(wait=tenacity.wait_none()),
+        connection=connection,
+    )
+
+
+def _calls(emulator: ClassyEmulator) -> list[tuple[str, int]]:
+    """(path, status) of every Classy call since the last reset, oldest first."""
+    return [(str(r["path"]), int(r["status"])) for r in list(emulator.request_log)]
+
+
+TRANSACTIONS = "/2.0/organizations/1/transactions"
+
+
+def test_classy_revoked_cached_token_is_replaced_once_and_the_call_retried(
+    db: psycopg.Connection, classy: tuple[Any, ClassyApi], box: Sandbox, sandbox_tls: TlsFiles
+) -> None:
+    emulator, _ = classy
+    api = _production_retry(box, sandbox_tls)
+    emulator.seed("transactions", [_transaction(i, DAY + timedelta(minutes=i)) for i in range(3)])
+    _run(db, "r1", extract_classy, api)
+    emulator.request_log.clear()
+    assert emulator.revoke_tokens() == 1  # revoked long before it expires: the client cannot know
+
+    read, _ = _run(db, "r2", extract_classy, api)
+
+    assert read >= 1
+    assert _calls(emulator) == [(TRANSACTIONS, 401), ("/oauth2/auth", 200), (TRANSACTIONS, 200)]
+
+
+def test_classy_401_on_a_fresh_token_is_permanent_and_names_the_connection(
+    db: psycopg.Connection, classy: tuple[Any, ClassyApi], box: Sandbox, sandbox_tls: TlsFiles, https: Any
+) -> None:
+    emulator, _ = classy
+    api = _production_retry(box, sandbox_tls, connection="classy_eu")
+    emulator.seed("transactions", [_transaction(1, DAY)])
+    _run(db, "r1", extract_classy, api)
+    emulator.request_log.clear()
+    # The application's access is revoked: the credentials still get tokens, each refused.
+    https.put(
+        f"{box['classy'].admin_url}/faults",
+        json=[{"kind": "status", "status": 401, "path": "/transactions$"}],
+        timeout=5,
+    )
+    try:
+        with pytest.raises(PermanentError) as raised:
+            _run(db, "r2", extract_classy, api)
+    finally:
+        https.delete(f"{box['classy'].admin_url}/faults", timeout=5)
+
+    message = str(raised.value)
+    assert "Classy refused a freshly fetched access token of connection 'classy_eu' (HTTP 401)" in message
+    assert "sandbox-classy-secret" not in message
+    assert api._token is None or api._token[0] not in message
+    # The cached token is dropped and a new one fetched once, never more.
+    assert _calls(emulator) == [(TRANSACTIONS, 401), ("/oauth2/auth", 200), (TRANSACTIONS, 401)]
+
+
+def test_classy_401_on_the_first_token_is_permanent_without_a_second_token(
+    db: psycopg.Connection, classy: tuple[Any, ClassyApi], box: Sandbox, sandbox_tls: TlsFiles, https: Any
+) -> None:
+    emulator, _ = classy
+    api = _production_retry(box, sandbox_tls)
+    https.put(
+        f"{box['classy'].admin_url}/faults",
+        json=[{"kind": "status", "status": 401, "path": "/transactions$"}],
+        timeout=5,
+    )
+    try:
+        with pytest.raises(PermanentError, match="freshly fetched access token of connection 'classy'"):
+            extract_classy(db, api, run_id=None)
+    finally:
+        https.delete(f"{box['classy'].admin_url}/faults", timeout=5)
+    assert _calls(emulator) == [("/oauth2/auth", 200), (TRANSACTIONS, 401)]
+
+
 def test_classy_bad_client_secret_is_permanent(
     db: psycopg.Connection, box: Sandbox, sandbox_tls: TlsFiles
 ) -> None:
     api = ClassyApi(
         box["classy"].base_url, "sandbox-classy-client", "wrong", 1, verify=str(sandbox_tls.ca_cert)
     )
-    with pytest.raises(PermanentError, match="Classy refused the client credentials"):
+    with pytest.raises(PermanentError, match="Classy refused the client credentials of connection 'classy'"):
         extract_classy(db, api, run_id=None)
 
 

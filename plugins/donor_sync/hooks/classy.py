@@ -33,5 +33,6 @@ class ClassyHook(BaseHook):
             conn.login or "",
             conn.password or "",
             int(extra["organization_id"]),
+            connection=self.classy_conn_id,
             **api_options_from_extra(extra),
         )

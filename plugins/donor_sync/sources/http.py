@@ -20,6 +20,17 @@ class SourceTransientError(DonorSyncError):
     """The source kept answering 429 or 5xx, or the connection kept failing, through every retry."""
 
 
+class SourceAuthError(PermanentError):
+    """The source refused the credentials (HTTP 401 or 403): retrying the same call cannot help.
+
+    :param status: the HTTP status (a source with expiring tokens may fetch a new token on 401).
+    """
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class _RetryableStatusError(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"HTTP {status}")
@@ -71,7 +82,8 @@ class JsonApi:
     ) -> Any:
         """Return the decoded JSON of ``GET base_url + path``.
 
-        :raises PermanentError: 4xx other than 429 (bad credentials, bad request): retrying cannot help.
+        :raises SourceAuthError: 401/403, the credentials were refused (a :class:`PermanentError`).
+        :raises PermanentError: other 4xx but 429 (bad request): retrying cannot help.
         :raises SourceTransientError: 429/5xx/network errors, or bodies that are not JSON, outlasted
             the retries.
         """
@@ -84,8 +96,9 @@ class JsonApi:
             if response.status_code in RETRY_STATUSES:
                 raise _RetryableStatusError(response.status_code)
             if response.status_code in (401, 403):
-                raise PermanentError(
-                    f"{self.name} refused the credentials (HTTP {response.status_code}) on {path}"
+                raise SourceAuthError(
+                    f"{self.name} refused the credentials (HTTP {response.status_code}) on {path}",
+                    status=response.status_code,
                 )
             if response.status_code >= 400:
                 raise PermanentError(f"{self.name} answered HTTP {response.status_code} on {path}")

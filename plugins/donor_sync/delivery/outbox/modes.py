@@ -1,6 +1,7 @@
 """Decide, set-based, what happens to each rendered record under its object's sync mode.
 
-:func:`classify` fills the plan table with one row per destination record and an ``action``:
+:func:`classify` fills the plan table with one row per destination record, an ``action`` and,
+for a skipped record, a ``reason``:
 
 ``create`` / ``update``
     queued: the payload hash differs from what the destination has or is about to get (the
@@ -11,8 +12,10 @@
     or this very payload is an open dead letter: it waits for a person (``donor-sync dlq``), not
     for the next run; a changed payload is queued again.
 ``skipped``
-    the mode leaves it alone: ``update_only`` and no live remote record; ``create_only`` and the
-    record landed once (or is being created right now).
+    the mode leaves it alone: ``update_only`` and no live remote record (``reason``
+    ``not_in_destination``); ``create_only`` and the record landed once or is being created right
+    now (``already_sent``). The queue run also skips a record whose dependency will never exist
+    in the destination (:mod:`.dependencies`).
 ``deferred``
     a pending write of another kind (erase, unsubscribe, trigger) goes first.
 ``delete`` / ``archive``
@@ -97,7 +100,10 @@ SELECT entity, record_key, donor_id, op AS operation, payload, sha AS payload_sh
             WHEN sha = dead_sha AND pending_id IS NULL THEN 'unchanged'
             WHEN pending_sha = sha AND pending_op = op THEN 'unchanged'
             WHEN has_remote THEN 'update'
-            ELSE 'create' END AS action
+            ELSE 'create' END AS action,
+       CASE WHEN mode = 'update_only' AND NOT has_remote THEN 'not_in_destination'
+            WHEN mode = 'create_only' AND (landed OR in_flight_id IS NOT NULL) THEN 'already_sent'
+            END AS reason
 FROM j
 """
 

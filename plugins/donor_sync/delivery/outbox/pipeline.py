@@ -17,6 +17,7 @@ import psycopg
 
 from donor_sync.delivery.contracts import SOURCE_FIELDS
 from donor_sync.delivery.outbox.counts import EntityCounts, add_merges, count_plan
+from donor_sync.delivery.outbox.dependencies import skip_reasons, skip_unreachable
 from donor_sync.delivery.outbox.guard import GuardVerdict, enforce, evaluate, landed_counts
 from donor_sync.delivery.outbox.merges import (
     MergeCounts,
@@ -62,6 +63,8 @@ class Prepared:
     verdict: GuardVerdict
     #: The privacy gate's counts (``gate_blocked_<reason>``, ``gate_fields_withheld``).
     gate: dict[str, int] = field(default_factory=dict)
+    #: Skipped records per reason (``already_sent``, ``dependency_not_sent``...).
+    skips: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class QueueReport:
     withdrawn: int = 0
     #: The privacy gate's counts (``gate_blocked_<reason>``, ``gate_fields_withheld``).
     gate: dict[str, int] = field(default_factory=dict)
+    #: Skipped records per reason (``already_sent``, ``dependency_not_sent``...).
+    skips: dict[str, int] = field(default_factory=dict)
 
     @property
     def queued(self) -> int:
@@ -99,6 +104,7 @@ class QueueReport:
         totals["merges_listed"] = self.merges.listed
         totals["merges_superseded"] = self.merges.superseded
         totals.update(self.gate)
+        totals.update({f"records_skipped_{reason}": n for reason, n in self.skips.items()})
         return totals
 
 
@@ -124,7 +130,9 @@ def prepare(
 
     Every batch passes the privacy gate (:mod:`donor_sync.privacy.gate`; default: the shipped
     policy and profile) before rendering: a blocked row is not rendered, so the plan treats its
-    record like one that left core (pending work withdrawn, the mirror action).
+    record like one that left core (pending work withdrawn, the mirror action). A record whose
+    dependency is not sent (the event of a donor who is no user there) is skipped
+    (:mod:`donor_sync.delivery.outbox.dependencies`).
     """
     gate = gate or load_gate(destination, renderer)
     objects = list(renderer.objects())
@@ -147,6 +155,7 @@ def prepare(
         merge_entity=settings.merges.entity,
         deduplicate=stager.duplicates,
     )
+    skip_unreachable(conn, destination)
     merges, merges_cursor = plan_merges(conn, destination, settings.merges)
     api_merges = 0 if settings.merges.method != "api" else sum(not m.same_record for m in merges)
     counts = add_merges(count_plan(conn), settings.merges.entity, api_merges)
@@ -162,6 +171,7 @@ def prepare(
         merges_cursor,
         verdict,
         gate.metrics(),
+        skip_reasons(conn),
     )
 
 
@@ -226,6 +236,7 @@ def queue_destination(
         written=written,
         withdrawn=withdrawn,
         gate=prepared.gate,
+        skips=prepared.skips,
     )
     log.info(
         "outbox %s (%s): %s core rows read, %s queued, %s unchanged, %s withdrawn, merges %s api / %s listed",

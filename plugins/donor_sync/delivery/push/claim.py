@@ -10,7 +10,12 @@ time, and an older payload never lands after a newer one.
 Each claimed record gets its own remote id and the remote ids of the records it depends on from
 ``sync.destination_state``. A record whose dependency has no remote id yet is not sent: it goes
 back to pending for a short wait, and is dead-lettered (``permanent``, ``DEPENDENCY_MISSING``)
-once it has waited longer than the dependency timeout since it was queued.
+once it has waited longer than the dependency timeout since it was queued. Unless the
+destination's privacy gate now keeps the record's donor out (``ctx.donor_gate``): the record it
+waits for will never exist there, so it is settled as skipped at once (``canceled``,
+``DEPENDENCY_GATED``, the gate's reason in its message), never sent and never dead-lettered. The
+queue no longer queues such records (:mod:`donor_sync.delivery.outbox.dependencies`); this
+settles those queued before the donor was gated.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ log = logging.getLogger(__name__)
 
 DEPENDENCY_MISSING = "DEPENDENCY_MISSING"
 DEPENDENCY_WAITING = "DEPENDENCY_WAITING"
+#: Error code of a waiting record settled as skipped: the gate keeps its donor out.
+DEPENDENCY_GATED = "DEPENDENCY_GATED"
 
 
 @dataclass
@@ -39,11 +46,13 @@ class Claim:
     records: list[OutboundRecord] = field(default_factory=list)
     waiting: int = 0
     dead_lettered: int = 0
+    #: Waiting records settled as skipped: the gate keeps their donor out.
+    skipped: int = 0
 
     @property
     def taken(self) -> int:
         """Rows the claim took off the queue."""
-        return len(self.records) + self.waiting + self.dead_lettered
+        return len(self.records) + self.waiting + self.dead_lettered + self.skipped
 
 
 _DUE = """
@@ -147,11 +156,15 @@ def claim(
     result = Claim()
     waiting: list[tuple[int, RecordRef]] = []
     overdue: list[tuple[OwnedRow, RecordRef]] = []
+    blocked = _gated_donors(conn, ctx, rows, remote_ids)
+    gated: list[tuple[int, RecordRef, str]] = []
     for outbox_id, ent, key, op, payload, attempts, donor_id, depends_on, set_if_empty, _, late in rows:
         refs = _refs(depends_on)
         missing = [ref for ref in refs if ref not in remote_ids]
         if missing:
-            if late:
+            if donor_id in blocked:
+                gated.append((outbox_id, missing[0], blocked[donor_id]))
+            elif late:
                 overdue.append((OwnedRow(outbox_id, ent, key, op, attempts), missing[0]))
             else:
                 waiting.append((outbox_id, missing[0]))
@@ -171,6 +184,8 @@ def claim(
                 remote_refs={ref: remote_ids[ref] for ref in refs},
             )
         )
+    if gated:
+        result.skipped = _settle_gated(conn, ctx, gated)
     if waiting:
         result.waiting = _wait_for_dependencies(conn, ctx, waiting)
     if overdue:
@@ -218,6 +233,55 @@ def _remote_ids(conn: psycopg.Connection, destination: str, rows: list[Any]) -> 
         ([ref.entity for ref in wanted], [ref.record_key for ref in wanted], destination),
     ).fetchall()
     return {RecordRef(entity, key): remote_id for entity, key, remote_id in found}
+
+
+def _gated_donors(
+    conn: psycopg.Connection, ctx: PushContext, rows: list[Any], remote_ids: Mapping[RecordRef, str]
+) -> dict[str, str]:
+    """Return, for the donors of the claimed rows that miss a dependency, why the gate blocks them
+    (allowed donors are left out; nothing is asked without a gate or a missing dependency)."""
+    if ctx.donor_gate is None:
+        return {}
+    donors = {
+        str(row[6])
+        for row in rows
+        if row[6] is not None and any(ref not in remote_ids for ref in _refs(row[7]))
+    }
+    if not donors:
+        return {}
+    return {d: reason for d, reason in ctx.donor_gate(conn, donors).items() if reason is not None}
+
+
+def _settle_gated(conn: psycopg.Connection, ctx: PushContext, gated: list[tuple[int, RecordRef, str]]) -> int:
+    """Settle records waiting for a dependency their donor's gate keeps out: skipped
+    (``canceled``, :data:`DEPENDENCY_GATED`, the reason in the message); no attempt counted,
+    nothing sent, no dead letter."""
+    settled = conn.execute(
+        """
+        UPDATE sync.outbox o
+        SET state = 'canceled', claimed_by = NULL, error_code = %s,
+            error_message = 'skipped: the privacy gate keeps the donor out of ' || %s || ' (' || r.reason
+                            || '), so ' || r.entity || ' ' || r.record_key || ' will never exist there'
+        FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[])
+             AS r(outbox_id, reason, entity, record_key)
+        WHERE o.outbox_id = r.outbox_id AND o.state = 'in_flight' AND o.claimed_by = %s
+        """,
+        (
+            DEPENDENCY_GATED,
+            ctx.destination,
+            [outbox_id for outbox_id, _, _ in gated],
+            [reason for _, _, reason in gated],
+            [ref.entity for _, ref, _ in gated],
+            [ref.record_key for _, ref, _ in gated],
+            ctx.claimed_by,
+        ),
+    ).rowcount
+    log.info(
+        "%s: %d record(s) waiting for a dependency skipped: the privacy gate keeps their donor out",
+        ctx.destination,
+        settled,
+    )
+    return settled
 
 
 def _wait_for_dependencies(

@@ -8,9 +8,12 @@ whose rows another run reclaimed) cannot overwrite what the other run does.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID, uuid4
+
+import psycopg
 
 from donor_sync.delivery.push.settings import PushOptions
 from donor_sync.retry_ladder import RETRY_LADDER
@@ -22,6 +25,9 @@ class PushContext:
 
     :param claimed_by: lease token, unique per push call (see :func:`lease_token`).
     :param rng: source of retry jitter; tests pass a seeded one.
+    :param donor_gate: why the destination's privacy gate blocks donors (None: allowed), asked
+        about the donors of records waiting for a dependency (see
+        :class:`~donor_sync.delivery.push.gate_check.GateCheck`); None: nothing is asked.
     """
 
     destination: str
@@ -30,6 +36,7 @@ class PushContext:
     run_id: UUID | None = None
     rng: random.Random = field(default_factory=random.Random)
     ladder: tuple[timedelta, ...] = RETRY_LADDER
+    donor_gate: Callable[[psycopg.Connection, Collection[str]], Mapping[str, str | None]] | None = None
 
     @property
     def actor(self) -> str:

@@ -34,6 +34,7 @@ from donor_sync.delivery.push import quota
 from donor_sync.delivery.push.breaker import BreakerState, BreakerTransition, CircuitBreaker
 from donor_sync.delivery.push.claim import claim, count_due, due_operations
 from donor_sync.delivery.push.context import PushContext, lease_token
+from donor_sync.delivery.push.gate_check import GateCheck
 from donor_sync.delivery.push.results import WriteCounts, release_unavailable, write_results
 from donor_sync.delivery.push.settings import PushSettings, load_push_settings
 from donor_sync.delivery.push.splitting import SplitOutcome, push_with_splitting
@@ -56,6 +57,8 @@ class EntityReport:
     :param superseded: failed records dropped because a newer version of them is queued.
     :param deferred: due records held back by the quota reserve.
     :param waiting: records sent back to wait for a dependency's remote id.
+    :param skipped: records that waited for a dependency settled as skipped: the privacy gate
+        keeps their donor out, so it will never exist (never sent, no dead letter).
     :param stale: records whose lease another worker took over before the results came back.
     """
 
@@ -68,6 +71,7 @@ class EntityReport:
     superseded: int = 0
     deferred: int = 0
     waiting: int = 0
+    skipped: int = 0
     stale: int = 0
     calls: int = 0
     rejected_calls: int = 0
@@ -121,7 +125,7 @@ class PushReport:
         text = (
             f"{self.destination}: pushed {t['pushed']}, succeeded {t['succeeded']}, "
             f"retrying {t['retrying']}, dead-lettered {t['dead_lettered']}, deferred {t['deferred']}, "
-            f"waiting {t['waiting']}, "
+            f"waiting {t['waiting']}, skipped {t['skipped']}, "
             f"{t['calls']} call(s); breaker {self.breaker_state}"
         )
         return text + (f"; stopped: {self.stopped}" if self.stopped else "")
@@ -174,6 +178,7 @@ def push_destination(
         options=settings.push,
         run_id=run_id,
         rng=rng or random.Random(),  # noqa: S311 - jitter, not security
+        donor_gate=GateCheck(connector.destination),
     )
     push = _DestinationPush(
         conn=conn,
@@ -264,6 +269,7 @@ class _DestinationPush:
             due -= taken.taken
             entity_report.waiting += taken.waiting
             entity_report.dead_lettered += taken.dead_lettered
+            entity_report.skipped += taken.skipped
             if not taken.records:
                 if taken.taken == 0:
                     break  # what is due is held by other workers
@@ -381,6 +387,7 @@ _METRICS: tuple[tuple[str, str, str], ...] = (
     ("superseded", "superseded", "records"),
     ("deferred", "deferred", "records"),
     ("waiting", "waiting_dependency", "records"),
+    ("skipped", "skipped", "records"),
     ("calls", "calls", "calls"),
     ("rejected_calls", "rejected_calls", "calls"),
 )
