@@ -351,8 +351,8 @@ def _expected(conn: Any, ledger: fs.Ledger, since: Any) -> dict[str, dict[str, i
     Both CRMs take every live donor and every gift the run created or changed (``since`` its
     start: donors already in core and untouched are not resent); Mailchimp and Braze take the
     donors the consent gate lets through, and the event subscriber an event per new gift (the
-    outbox is their verdict; Braze events of donors who are no Braze users wait for a user that
-    never comes, and are left out). Mailchimp keeps one member per email: donors sharing one are
+    outbox is their verdict; Braze events of donors who are no Braze users are skipped at queue
+    time, and a record still waiting for a dependency is left out). Mailchimp keeps one member per email: donors sharing one are
     counted as ``one_record_per_email``, not held.
     """
     donors = conn.execute(

@@ -204,8 +204,8 @@ def test_the_faults_cost_retries_not_records(stages: Stages) -> None:
     assert dead < 0.05 * final.total("records"), _dump(final)
     assert final.total("landed") > 0.9 * final.total("records")
     # Once the faults stop, nothing is left on the ladder: what is still scheduled waits for a
-    # record it depends on (a deal's contact that is a dead letter, a Braze event of a donor who
-    # is no Braze user), and nothing is due or held back by a breaker.
+    # record it depends on (a deal's contact that is a dead letter; a Braze event of a donor who
+    # is no Braze user is no longer queued at all), and nothing is due or held back by a breaker.
     for ledger in final.entities.values():
         assert ledger.scheduled <= ledger.waiting_dependency, (ledger.destination, ledger.entity)
     assert final.total("due") == final.total("behind_breaker") == 0

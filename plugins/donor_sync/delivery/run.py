@@ -15,6 +15,7 @@ from uuid import UUID
 
 import psycopg
 
+from donor_sync.db.statistics import analyze_stale
 from donor_sync.delivery.contracts import Connector
 from donor_sync.delivery.dlq import dead_letter_render_errors
 from donor_sync.delivery.outbox import (
@@ -69,6 +70,7 @@ def queue(
         for metric, value in {**report.metrics(), "render_errors": len(errors)}.items():
             runs.record_metric(conn, run_id, stage="queue", scope=destination, metric=metric, value=value)
     conn.commit()
+    analyze_stale(conn)  # the push claims from this outbox next
     return report
 
 

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import psycopg
 
+from donor_sync.db.statistics import analyze_stale
 from donor_sync.events.producers import produce_gift_events
 from donor_sync.observability import runs
 from donor_sync.privacy.consent.ingest import ingest_staged_signals
@@ -85,4 +86,5 @@ def resolve_run(
     for metric, value in figures.items():
         runs.record_metric(conn, run_id, stage="resolve", metric=metric, value=value, task_id=task_id)
     conn.commit()
+    analyze_stale(conn)  # the queue reads these donors and gifts next
     return ResolveRunResult(batch_ids, donors, gifts, aggregates)

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import psycopg
 
+from donor_sync.db.statistics import analyze_stale
 from donor_sync.errors import DonorSyncError
 from donor_sync.observability import runs
 from donor_sync.standardize.pipeline import StandardizeResult, standardize_batches
@@ -78,4 +79,5 @@ def standardize_run(
     )
     if mismatches:
         raise ReconcileError(mismatches)
+    analyze_stale(conn)  # resolve reads these staged rows next
     return result
