@@ -23,7 +23,7 @@ docs/dedup-rules.md, docs/survivorship.md; staged gifts folded into one core gif
 cross-platform gift key; the touched donors' giving aggregates refreshed; consent signals from
 the forms recorded as consent events) → `pull_mailchimp_unsubscribes`, `pull_braze_unsubscribes`
 (unsubscribes, cleaned addresses and complaints made at the email platforms become consent
-events and suppressions before anything is queued) → `journeys` (stewardship journeys from
+events and suppressions before that platform is queued) → `journeys` (stewardship journeys from
 include/mappings/journeys.yaml: each gift enters a journey at most once, suppressed donors are
 recorded with a reason, triggers queued for Mailchimp and Braze; docs/journeys.md) → per
 destination, `queue_<destination>` (the changed donors, households, plans and gifts that the
@@ -41,6 +41,11 @@ include/mappings/events.yaml; docs/events.md) → `close_run`
 (advances the watermarks of a successful run and logs the summary: records read per source,
 staged, quarantined, merged, pushed per destination, dead-lettered; also in `sync.run_metrics`).
 `dry_run` plans every destination without writing the outbox or calling a vendor.
+
+**One platform down.** A pull-back that fails at the vendor fails its task at once (no ladder):
+that platform's queue and push wait for the next run, the journeys relying on its unsubscribes
+are deferred (docs/journeys.md), and the CRMs, the other email platform and `push_events` go on.
+The run ends failed (the sources' watermarks stay) and Slack hears of the failed task.
 
 **Alerts.** A task that fails after the retry ladder (1m, 5m, 15m, 1h, 4h, 24h) posts to the
 `slack_alerts` connection; a run that has not succeeded 50 minutes after it was queued posts a
@@ -125,8 +130,11 @@ with DAG(
         queued = queue_task.override(task_id=f"queue_{destination}")(sync_run, destination)
         pushed = push_task.override(task_id=f"push_{destination}", pool=pool)(sync_run, destination)
         resolved >> queued >> pushed >> [health, closed]
-        journeys >> pushed
         pull = PULLBACK_TASKS.get(destination)
-        if pull is not None:  # unsubscribes, complaints, cleaned addresses: every run, before the queue
+        if pull is not None:  # an email platform: unsubscribes, complaints, cleaned addresses every run
             pulled = pull.override(task_id=f"pull_{destination}_unsubscribes")(sync_run)
+            # Its queue only after its own pull-back succeeded; the journeys (all_done) whatever
+            # became of it, and the triggers they queue go with this platform's push. The CRMs
+            # wait for neither: one email platform down never holds up the gifts.
             resolved >> pulled >> [queued, journeys]
+            journeys >> pushed

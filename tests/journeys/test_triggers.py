@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 import tenacity
+from psycopg.types.json import Jsonb
 
 from donor_sync.delivery.connectors.braze import default_retry as braze_retry
 from donor_sync.delivery.connectors.braze import journey_triggers as braze_triggers
@@ -206,3 +207,81 @@ def test_once_only_across_reruns_and_a_replay(
     push_destination(db, connector, worker_id="test")
     assert len(_state(sandbox, "mailchimp")["journey_triggers"]) == 1
     assert db.execute("SELECT count(*) FROM sync.journey_enrollments").fetchone() == (1,)
+
+
+def _queue(db: psycopg.Connection, destination: str, payloads: Sequence[dict[str, Any]]) -> list[int]:
+    """Queue journey triggers straight into the outbox (no dependency); return their outbox ids."""
+    ids = []
+    for n, payload in enumerate(payloads):
+        row = db.execute(
+            "INSERT INTO sync.outbox (destination, entity, record_key, operation, payload, payload_sha256)"
+            " VALUES (%s, 'journey_trigger', %s, 'create', %s::jsonb, core.jsonb_sha256(%s::jsonb))"
+            " RETURNING outbox_id",
+            (destination, f"stripe:ch_{n}:j", Jsonb(payload), Jsonb(payload)),
+        ).fetchone()
+        assert row is not None
+        ids.append(int(row[0]))
+    db.commit()
+    return ids
+
+
+def _accounting(db: psycopg.Connection, ids: Sequence[int]) -> list[tuple[str, int, str | None, int]]:
+    """(state, attempts, error code, push_log rows) of each outbox row, in order."""
+    rows = db.execute(
+        "SELECT o.outbox_id, o.state::text, o.attempts, o.error_code,"
+        " (SELECT count(*) FROM sync.push_log l WHERE l.outbox_id = o.outbox_id)"
+        " FROM sync.outbox o WHERE o.outbox_id = ANY(%s)",
+        (list(ids),),
+    ).fetchall()
+    found = {r[0]: (r[1], r[2], r[3], int(r[4])) for r in rows}
+    return [found[i] for i in ids]
+
+
+def test_mailchimp_triggers_it_never_sent_use_no_attempt(
+    db: psycopg.Connection, sandbox: Sandbox, mailchimp: MailchimpClient
+) -> None:
+    sandbox["mailchimp"].emulator.faults.set(
+        [FaultRule(kind="status", status=503, path="/customer-journeys")]
+    )
+    payload = {"journey_id": 1, "step_id": 2, "email_address": "a@example.org"}
+    results = mailchimp_triggers.push_journey_triggers(mailchimp, [_record(n, payload) for n in (1, 2, 3)])
+    assert [(r.error_class, r.sent) for r in results] == [
+        (FailureClass.TRANSIENT, True), (FailureClass.TRANSIENT, False), (FailureClass.TRANSIENT, False),
+    ]  # fmt: skip
+    assert [r.error_code for r in results[1:]] == ["NOT_SENT", "NOT_SENT"]
+    assert all(r.http_status is None for r in results[1:]), "no call, no status"
+
+    # Through the push engine: the row that was sent spends an attempt and is logged; the rows
+    # the sender stopped before go back on their rung as they were.
+    ids = _queue(db, "mailchimp", [payload] * 3)
+    connector = TriggerConnector(
+        "mailchimp", lambda records: mailchimp_triggers.push_journey_triggers(mailchimp, records)
+    )
+    push_destination(db, connector, worker_id="test")
+    sent, *unsent = _accounting(db, ids)
+    assert (sent[0], sent[1], sent[3]) == ("pending", 1, 1)
+    assert unsent == [("pending", 0, "NOT_SENT", 0)] * 2
+
+
+def test_braze_triggers_it_never_sent_use_no_attempt(
+    db: psycopg.Connection, sandbox: Sandbox, braze: BrazeClient
+) -> None:
+    sandbox["braze"].emulator.faults.set([FaultRule(kind="status", status=503, path="/trigger/send")])
+    canvas = [{"canvas_id": "sandbox-canvas", "external_user_id": f"donor-{n}"} for n in range(3)]
+    campaign = [{"campaign_id": "sandbox-campaign", "external_user_id": f"donor-{n}"} for n in range(2)]
+    records = [_record(n, p) for n, p in enumerate(canvas + campaign)]
+    results = braze_triggers.push_journey_triggers(braze, records)
+    # The canvas call was made and failed; the campaign call after it never was.
+    assert [r.sent for r in results] == [True, True, True, False, False]
+    assert {r.error_class for r in results} == {FailureClass.TRANSIENT}
+    assert [r.error_code for r in results[3:]] == ["NOT_SENT", "NOT_SENT"]
+    assert [s["kind"] for s in _state(sandbox, "braze")["sends"]] == []
+
+    ids = _queue(db, "braze", canvas + campaign)
+    connector = TriggerConnector("braze", lambda batch: braze_triggers.push_journey_triggers(braze, batch))
+    push_destination(db, connector, worker_id="test")
+    accounted = _accounting(db, ids)
+    assert [(state, attempts, logged) for state, attempts, _, logged in accounted[:3]] == [
+        ("pending", 1, 1)
+    ] * 3
+    assert accounted[3:] == [("pending", 0, "NOT_SENT", 0)] * 2

@@ -295,6 +295,10 @@ class OutboundRecord:
     remote_refs: Mapping[RecordRef, str] = field(default_factory=dict)
 
 
+#: Error code of a record a connector never sent (``RecordResult.sent`` False).
+NOT_SENT = "NOT_SENT"
+
+
 @dataclass(frozen=True)
 class RecordResult:
     """What the destination said about one record of a push.

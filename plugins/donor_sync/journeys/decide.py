@@ -18,6 +18,11 @@ One transaction, serialized by an advisory lock (two runs never decide at once):
 7. The watermark (``sync.watermarks`` source ``journeys``, stream ``gifts``) moves to when the
    gifts were read.
 
+``defer`` names journeys not to decide this run (the ``journeys`` task passes those whose email
+platform's pull-back did not succeed, :mod:`.pullbacks`): neither their new entries nor their
+pending enrollments are looked at, and the watermark stays where it was, so a later run decides
+the same gifts (the others' entries are enrolled already and are not candidates again).
+
 :func:`plan` runs the very same steps and rolls everything back: the dry run.
 """
 
@@ -84,6 +89,8 @@ class DecideReport:
     entries: list[Entry] = field(default_factory=list)
     reconciled: dict[str, int] = field(default_factory=dict)
     triggers_queued: int = 0
+    #: Journeys not decided this run, with the platforms whose pull-back each waits for.
+    deferred: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Return per journey: entries per status, and suppressed/capped/waiting entries per reason."""
@@ -103,7 +110,10 @@ class DecideReport:
         """Return one line of counts."""
         totals = ", ".join(f"{k} {v}" for k, v in self.totals().items()) or "nothing to decide"
         what = "would queue" if self.dry_run else "queued"
-        return f"journeys: {totals}; {what} {self.triggers_queued} trigger(s)"
+        line = f"journeys: {totals}; {what} {self.triggers_queued} trigger(s)"
+        if self.deferred:
+            line += f"; deferred {len(self.deferred)} journey(s): {', '.join(sorted(self.deferred))}"
+        return line
 
 
 def _read_since(conn: psycopg.Connection) -> datetime | None:
@@ -370,6 +380,7 @@ def _run(
     keys: KeySource,
     run_id: UUID | None,
     dry_run: bool,
+    defer: Mapping[str, tuple[str, ...]],
 ) -> DecideReport:
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_LOCK_KEY,))
     clock = conn.execute("SELECT clock_timestamp()").fetchone()
@@ -377,10 +388,12 @@ def _run(
     if use_watermark and since is None:
         since = _read_since(conn)
     report = DecideReport(dry_run=dry_run, now=now, since=since)
+    report.deferred = {j.id: tuple(defer[j.id]) for j in rules.journeys if j.enabled and j.id in defer}
+    only = {j.id for j in rules.journeys if j.enabled and j.id not in defer} if report.deferred else None
     report.reconciled = reconcile(conn)
     cand.create_work_tables(conn, rules)
-    cand.find_new(conn, rules, since=since, now=now, reporting_currency=reporting_currency)
-    cand.add_pending(conn)
+    cand.find_new(conn, rules, since=since, now=now, reporting_currency=reporting_currency, only=only)
+    cand.add_pending(conn, only=only)
     apply_gate(conn, now=now, adult_age=rules.defaults.adult_age)
     apply_cap(conn, now=now)
     with conn.cursor(row_factory=dict_row) as cur:
@@ -433,7 +446,7 @@ def _run(
                 outbox_id=outbox_id or o.row["outbox_id"], rechecked=not new,
             )
         )  # fmt: skip
-    if not dry_run:
+    if not dry_run and not report.deferred:  # deferred journeys read the same gifts next run
         _advance(conn, read_at, run_id)
     return report
 
@@ -451,6 +464,7 @@ def decide(
     keys: KeySource | None = None,
     run_id: UUID | None = None,
     dry_run: bool = False,
+    defer: Mapping[str, Iterable[str]] | None = None,
 ) -> DecideReport:
     """Decide and (unless ``dry_run``) commit: enrollments, triggers and the watermark.
 
@@ -461,6 +475,8 @@ def decide(
     :param org_time_zone: the last time-zone fallback; default: giving.yaml's.
     :param privacy_policy: the destination privacy policy; default: the shipped one.
     :param keys: key rings (``pseudonym`` for experiments, ``tombstone``); default: the configured ones.
+    :param defer: journey id -> why it waits (the platforms whose pull-back failed): those journeys
+        are not decided, and the watermark does not move (see the module's docstring).
     """
     rules = rules or load_rules()
     if reporting_currency is None or org_time_zone is None:
@@ -476,6 +492,7 @@ def decide(
             now=now or datetime.now(UTC), since=since, use_watermark=use_watermark,
             reporting_currency=reporting_currency, org_time_zone=org_time_zone,
             privacy_policy=policy, keys=keys or default_key_source(), run_id=run_id, dry_run=dry_run,
+            defer={j: tuple(why) for j, why in (defer or {}).items()},
         )  # fmt: skip
     if not dry_run:
         log.info("%s", report.summary())

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic.fields import FieldInfo
 
 from donor_sync.journeys import rules as model
+from donor_sync.journeys.pullbacks import PLATFORMS, deferrals, scope_of
 from donor_sync.model_doc import model_section, nested_models, path_title
 from donor_sync.paths import repo_root
 
@@ -30,10 +31,10 @@ trigger senders `delivery/connectors/{mailchimp,braze}/journey_triggers.py`.
 
 ## How a run decides
 
-Each run (the `journeys` task, after `resolve` and before the pushes) takes the gifts changed
-since its watermark (`sync.watermarks`, source `journeys`), never older than
-`defaults.max_gift_age_days`, and for every enabled journey whose entry point and conditions
-match:
+Each run (the `journeys` task, after `resolve` and the pull-backs, before the email platforms'
+pushes) takes the gifts changed since its watermark (`sync.watermarks`, source `journeys`), never
+older than `defaults.max_gift_age_days`, and for every enabled journey whose entry point and
+conditions match:
 
 1. **Suppression gate**, before any trigger. The first reason that applies is recorded on the
    enrollment (`status` `suppressed`, `reason_code`); the list is below. The destination's privacy
@@ -57,6 +58,47 @@ Every later run first marks enrollments `triggered` or `failed` from their trigg
 and checks pending ones again: a donor suppressed since is `suppressed` and the queued trigger
 canceled. A dead-lettered trigger replayed with `donor-sync dlq replay` reopens its enrollment
 (`pending`, then `triggered`): still one enrollment, one trigger that landed.
+
+## When a pull-back fails
+
+The gate reads consent and suppressions that `pull_mailchimp_unsubscribes` and
+`pull_braze_unsubscribes` bring back from the email platforms every run, just before `journeys`.
+Each records its outcome in `sync.run_metrics` (stage `pullback`, scope the platform:
+`succeeded`, `failed`, or `disabled` when delivery.yaml switches the platform off). When the
+vendor fails a pull-back (5xx, timeouts, 429s or a refused key, after the client's own retries):
+
+- **It is loud.** The task fails at once with `PullbackFailed`, without the retry ladder. Its log
+  names the platform, the error class and the code (never donor data), Slack gets one
+  `task_failed` incident until the task next succeeds, and the run ends `failed`. The next hourly
+  run is the retry: the pull-back's own watermark did not move. A ladder of 1m to 24h would hold
+  the journeys, the other platform's push and every later run (`max_active_runs=1`) for hours.
+- **Nothing goes to that platform.** Its `queue_` and `push_` tasks do not run this run. The
+  unsubscribes it could not read are exactly the donors it must not mail. For example, a push of
+  subscription-group states built from stale consent could subscribe a donor again who
+  unsubscribed at Braze an hour ago. Its outbox waits for the next run.
+- **Journeys that rely on it are deferred**: not decided at all, neither new entries nor the
+  re-check of pending ones. A journey relies on a pull-back when it sends through that platform,
+  or when its gate reads consent or a suppression the pull-back records, whichever platform it
+  sends through. Mailchimp records email opt-outs for marketing and fundraising, and `cleaned`
+  and `complained` email suppressions for every destination. So a failed Mailchimp pull-back
+  defers every email journey, Braze canvases included: a donor who unsubscribed from Mailchimp's
+  emails an hour ago has opted out of the organization's fundraising email, not only of
+  Mailchimp. Braze records opt-outs for the purpose and channel of each subscription group of
+  `include/mappings/destinations/braze.yaml`. So a failed Braze pull-back defers the Braze
+  journeys and any journey whose consent is one of those. The last column of the table at the
+  end of this page shows what each shipped journey waits for.
+- **Deferred, not lost.** While any journey is deferred, the journeys watermark does not move,
+  so the next run whose pull-backs succeed decides the same gifts. Entries the other journeys
+  enrolled are not candidates again, so enrollment stays once only. A gift that becomes older
+  than `defaults.max_gift_age_days` while it waits never enters.
+- **Everything else goes on.** The CRMs' queues and pushes never wait for a pull-back or for
+  `journeys`. The other email platform's queue and push go on: its member or user records, its
+  subscription states, and the triggers this run decided for it. `push_events` goes on too.
+  Triggers that earlier runs queued were decided on the consent of those runs, and they go with
+  their platform's push as they would have.
+
+After a failed `resolve` no pull-back runs. `journeys` still runs (trigger rule `all_done`), but
+it decides nothing.
 
 ## Commands
 
@@ -102,7 +144,11 @@ def _reasons() -> list[str]:
 
 def _shipped(rules: model.JourneyRules) -> list[str]:
     lines = ["## What the shipped file sets", ""]
-    lines += ["| journey | entry | destination | priority | experiment |", "|---|---|---|---|---|"]
+    lines += [
+        "| journey | entry | destination | priority | experiment | deferred when this pull-back fails |",
+        "|---|---|---|---|---|---|",
+    ]
+    waits = deferrals(rules, [scope_of(platform) for platform in PLATFORMS])
     for j in rules.journeys:
         if j.destination.mailchimp is not None:
             mc = j.destination.mailchimp
@@ -118,7 +164,8 @@ def _shipped(rules: model.JourneyRules) -> list[str]:
             if j.experiment
             else "-"
         )
-        lines.append(f"| `{j.id}` | {j.entry.type} | {where} | {j.priority} | {experiment} |")
+        waits_for = ", ".join(waits.get(j.id, ())) or "-"
+        lines.append(f"| `{j.id}` | {j.entry.type} | {where} | {j.priority} | {experiment} | {waits_for} |")
     d = rules.defaults
     cap = d.frequency_cap
     quiet = d.quiet_hours

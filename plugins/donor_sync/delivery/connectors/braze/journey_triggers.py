@@ -10,7 +10,9 @@ sends). Payloads come from :mod:`donor_sync.journeys.payloads`. Every record get
   recipients, so one bad record does not fail the others; alone, it is ``validation``;
 * 403 (the key lacks ``canvas.trigger.send``), 404 -> ``permanent`` for that call's records;
 * 401 -> ``auth``; 429 and 5xx after the client's retries -> ``rate_limited`` / ``transient``:
-  the records not yet sent get the same class and wait for the ladder.
+  the calls after it are not made. Their records' results say so (``sent=False``, code
+  ``NOT_SENT``, the same class): they wait for their next rung without using an attempt, so they
+  are never dead-lettered for attempts they did not make.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from donor_sync.delivery.connectors.braze.client import BrazeClient
 from donor_sync.delivery.contracts import (
+    NOT_SENT,
     BatchRejectedError,
     DeliveryError,
     FailureClass,
@@ -49,14 +52,22 @@ def _recipient(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _fail(records: Sequence[OutboundRecord], error: DeliveryError, *, sent: bool) -> list[RecordResult]:
-    message = str(error) if sent else f"not sent: an earlier call of the batch failed ({error.error_code})"
+    if not sent:  # the batch stopped before these records: no call, no attempt
+        message = f"not sent: an earlier call of the batch failed ({error.error_code}); no attempt used"
+        return [
+            RecordResult(
+                r.outbox_id, ok=False, error_class=error.error_class, error_code=NOT_SENT, message=message,
+                sent=False,
+            )
+            for r in records
+        ]  # fmt: skip
     return [
         RecordResult(
             r.outbox_id,
             ok=False,
             error_class=error.error_class,
             error_code=error.error_code,
-            message=message[:500],
+            message=str(error)[:500],
             http_status=error.http_status,
         )
         for r in records

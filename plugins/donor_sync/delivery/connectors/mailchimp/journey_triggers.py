@@ -9,8 +9,10 @@ raised for a record's failure:
 * 400 (not a subscribed member of the journey's audience, bad body) -> ``validation``;
 * 404 (no such journey or step), 403 -> ``permanent``;
 * 401 -> ``auth``; 429 and 5xx after the client's retries -> ``rate_limited`` / ``transient``:
-  the remaining records are not sent in this call and get the same class (they retry on the
-  ladder), so a broken account is not hammered once per record.
+  the remaining records are not sent in this call, so a broken account is not hammered once per
+  record. Their results say so (``sent=False``, code ``NOT_SENT``, the same class): they wait for
+  their next rung without using an attempt, so they are never dead-lettered for attempts they
+  did not make.
 
 Mailchimp triggers carry no idempotency key: a trigger is sent once per outbox row, and the
 enrollment table makes sure a gift gets one row per journey.
@@ -24,6 +26,7 @@ from typing import Any
 
 from donor_sync.delivery.connectors.mailchimp.client import MailchimpClient
 from donor_sync.delivery.contracts import (
+    NOT_SENT,
     DeliveryError,
     FailureClass,
     OutboundRecord,
@@ -47,13 +50,21 @@ def _problem(payload: Mapping[str, Any]) -> str | None:
 
 
 def _failure(record: OutboundRecord, error: DeliveryError, *, sent: bool) -> RecordResult:
-    message = str(error) if sent else f"not sent: an earlier call of the batch failed ({error.error_code})"
+    if not sent:  # the batch stopped before this record: no call, no attempt
+        return RecordResult(
+            record.outbox_id,
+            ok=False,
+            error_class=error.error_class,
+            error_code=NOT_SENT,
+            message=f"not sent: an earlier call of the batch failed ({error.error_code}); no attempt used",
+            sent=False,
+        )
     return RecordResult(
         record.outbox_id,
         ok=False,
         error_class=error.error_class,
         error_code=error.error_code,
-        message=message[:500],
+        message=str(error)[:500],
         http_status=error.http_status,
     )
 

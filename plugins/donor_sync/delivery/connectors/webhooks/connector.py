@@ -37,6 +37,7 @@ from typing import Any
 import requests
 
 from donor_sync.delivery.contracts import (
+    NOT_SENT,
     FailureClass,
     Operation,
     OutboundRecord,
@@ -67,8 +68,6 @@ BATCH_SIZE = 50
 UNREACHABLE_IN_A_ROW = 2
 #: Error codes of a call that never got an HTTP answer.
 _UNREACHABLE = ("NETWORK", "TIMEOUT")
-#: Error code of an event the batch stopped before sending.
-NOT_SENT = "NOT_SENT"
 
 
 @dataclass(frozen=True)
