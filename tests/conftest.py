@@ -33,6 +33,7 @@ from donor_sync.db import connect, drop_database, ensure_database, with_database
 from donor_sync.db.embedded import EmbeddedPostgres  # noqa: E402
 from donor_sync.db.migrations import upgrade  # noqa: E402
 from donor_sync.db.url import database_name  # noqa: E402
+from donor_sync.privacy.keys import LocalKeyFile  # noqa: E402
 from sandbox.common.emulator import Emulator  # noqa: E402
 from sandbox.common.runner import Sandbox  # noqa: E402
 from sandbox.common.tls import TlsFiles, ensure_tls  # noqa: E402
@@ -51,6 +52,13 @@ _counter = itertools.count()
 
 def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def development_keys() -> None:
+    """Make the development key file's missing rings, as `donor-sync keys init` does: nothing makes it
+    on first use, and tests that bring no keys of their own run as a developer's checkout does."""
+    LocalKeyFile().init()
 
 
 @pytest.fixture(scope="session")

@@ -34,9 +34,12 @@ from donor_sync.cli_support import friendly_errors as _friendly_errors
 @click.pass_context
 def main(ctx: click.Context, verbose: bool, log_format: str) -> None:
     """Sync a nonprofit's donors and gifts from donation platforms into CRMs and email platforms."""
+    from donor_sync.hooks.privacy_keys import install_for_cli
     from donor_sync.observability.logging import bind, configure
 
     configure(level=logging.INFO if verbose else logging.WARNING, log_format=log_format)
+    # Keys as the tasks find them: the privacy_keys connection first (lazy: no I/O here).
+    install_for_cli()
     import structlog
 
     structlog.contextvars.clear_contextvars()  # a command starts with no ids but its own
@@ -132,6 +135,17 @@ def airflow() -> None:
     """Run the repo's local Airflow (AIRFLOW_HOME=.airflow, metadata in Postgres)."""
 
 
+def _development_keys() -> None:
+    """Make the development key file's missing rings (the demo's and the local Airflow's set-up)."""
+    from donor_sync.privacy.keys import LocalKeyFile
+    from donor_sync.progress import note, step
+
+    with step("development privacy keys"):
+        key_file = LocalKeyFile()
+        added = key_file.init()
+        note(f"{'made' if added else 'using'} {key_file.path}")
+
+
 def _prepared_airflow_env(*, with_settings: bool) -> dict[str, str]:
     from donor_sync.db import ensure_database, resolve_target
     from donor_sync.db.migrations import upgrade
@@ -177,6 +191,7 @@ def airflow_up(port: int) -> None:
     from donor_sync.paths import airflow_home
 
     env = _prepared_airflow_env(with_settings=True)
+    _development_keys()
     env["AIRFLOW__API__PORT"] = str(port)
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
     # Local sandbox: new DAGs start unpaused so a trigger from the UI runs at once.
@@ -262,6 +277,7 @@ def demo() -> None:
     from donor_sync.sandbox_support import demo_data_dir, load_demo_data, start_sandbox
 
     env = _prepared_airflow_env(with_settings=True)
+    _development_keys()
     with step("sample data"):
         data_dir = demo_data_dir()
     with step("sandbox emulators"):

@@ -1,7 +1,8 @@
 """``donor-sync privacy link`` and ``donor-sync consent show|set``: preference links and choices by hand.
 
-Links are signed with the ``links`` key ring ($DONOR_SYNC_PRIVACY_KEYS, else the local
-development key file). Every command names donors by id only and prints no PII.
+Links are signed with the ``links`` key ring (the ``privacy_keys`` connection, else
+$DONOR_SYNC_PRIVACY_KEYS, else the development key file), as the preference centre checks them.
+Every command names donors by id only and prints no PII.
 """
 
 from __future__ import annotations

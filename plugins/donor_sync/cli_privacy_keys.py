@@ -1,10 +1,11 @@
-"""``donor-sync keys``: rotate key rings, re-encrypt encrypted columns, retire old keys.
+"""``donor-sync keys``: make development keys, rotate rings, re-encrypt encrypted columns, retire old keys.
 
-``rotate`` and ``retire`` change the LOCAL development key file (``.local/privacy_keys.json``)
+``init`` makes the LOCAL development key file (``.local/privacy_keys.json``); nothing else does
+(the demo and the local Airflow call it for you). ``rotate`` and ``retire`` change that file
 only; for a production secrets backend they print the steps to follow there (docs/encryption.md).
-``reencrypt`` works on the staging database with the key ring in effect (env var, connection or
-local file). Each is audited (``keys.rotated``, ``keys.reencrypted``, ``keys.retired``); no key
-material is ever printed.
+``reencrypt`` works on the staging database with the key ring in effect (the privacy_keys
+connection, the env var, or the local file). ``rotate``, ``reencrypt`` and ``retire`` are
+audited (``keys.rotated``, ``keys.reencrypted``, ``keys.retired``); no key material is ever printed.
 """
 
 from __future__ import annotations
@@ -20,13 +21,34 @@ _PURPOSES = click.Choice(list(PURPOSES))
 
 @click.group("keys")
 def keys_group() -> None:
-    """Privacy key rings: rotate, re-encrypt encrypted columns under the current key, retire old keys."""
+    """Privacy key rings: make development keys, rotate, re-encrypt under the current key, retire old keys."""
 
 
 def _env_overrides(purpose: str) -> bool:
     from donor_sync.privacy.keys import EnvKeys
 
     return EnvKeys().ring(purpose) is not None
+
+
+@keys_group.command("init")
+@_friendly_errors
+def init_command() -> None:
+    """Make the local DEVELOPMENT key file, with random keys for the rings it lacks (never for production).
+
+    A deployment's keys are the privacy_keys connection or $DONOR_SYNC_PRIVACY_KEYS: keys made
+    here are known to no worker, so hashes, seals and links made with them are useless there.
+    """
+    from donor_sync.privacy.keys import LocalKeyFile
+
+    key_file = LocalKeyFile()
+    added = key_file.init()
+    if added:
+        click.echo(f"{key_file.path}: new development key ring(s) {', '.join(added)}")
+    else:
+        click.echo(f"{key_file.path}: already holds every ring; unchanged")
+    overriding = [p for p in PURPOSES if _env_overrides(p)]
+    if overriding:
+        click.echo(f"note: ${ENV_VAR} holds the {', '.join(overriding)} ring(s), which win over this file.")
 
 
 @keys_group.command("rotate")

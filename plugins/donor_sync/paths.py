@@ -28,14 +28,15 @@ def migrations_dir() -> Path:
     return include_dir() / "sql" / "migrations"
 
 
-def local_state_dir() -> Path:
+def local_state_dir(*, create: bool = True) -> Path:
     """Return the git-ignored folder for local state (embedded Postgres data, sandbox certificates).
 
-    ``DONOR_SYNC_STATE_DIR`` overrides it.
+    ``DONOR_SYNC_STATE_DIR`` overrides it. ``create=False`` only names it (nothing is made).
     """
     override = os.environ.get("DONOR_SYNC_STATE_DIR")
     path = Path(override).resolve() if override else repo_root() / ".local"
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -85,23 +85,44 @@ def test_env_variable_holds_the_document_or_a_file(tmp_path: Path) -> None:
         EnvKeys({ENV_VAR: f"@{tmp_path / 'missing.json'}"}).ring("tombstone")
 
 
-def test_local_file_is_created_private_and_stable(tmp_path: Path) -> None:
-    source = LocalKeyFile(tmp_path / "privacy_keys.json")
+def test_local_file_is_made_only_by_init_private_and_stable(tmp_path: Path) -> None:
+    path = tmp_path / "privacy_keys.json"
+    source = LocalKeyFile(path)
+    assert source.ring("pseudonym") is None  # reading never makes the file
+    assert not path.exists()
+    with pytest.raises(ConfigError, match="keys init"):
+        source.document()
+    assert "keys init" in source.where
+    assert source.init() == ["tombstone", "pseudonym", "encryption", "links"]
     first = source.ring("pseudonym")
     assert first is not None
-    assert stat.S_IMODE((tmp_path / "privacy_keys.json").stat().st_mode) == 0o600
-    again = LocalKeyFile(tmp_path / "privacy_keys.json").ring("pseudonym")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert LocalKeyFile(path).init() == []  # made once: the keys stay
+    again = LocalKeyFile(path).ring("pseudonym")
     assert again is not None
     assert again.current_key == first.current_key
     # Every purpose has its own key.
-    rings = [LocalKeyFile(tmp_path / "privacy_keys.json").ring(p) for p in ("tombstone", "links")]
+    rings = [LocalKeyFile(path).ring(p) for p in ("tombstone", "links")]
     assert rings[0] is not None
     assert rings[1] is not None
     assert rings[0].current_key != rings[1].current_key
+    assert [p.name for p in tmp_path.iterdir()] == ["privacy_keys.json"]  # no temporary file left
+
+
+def test_local_file_init_adds_only_missing_rings(tmp_path: Path) -> None:
+    path = tmp_path / "privacy_keys.json"
+    LocalKeyFile(path).write(_doc("k1"))
+    assert LocalKeyFile(path).ring("links") is None
+    assert LocalKeyFile(path).init() == ["pseudonym", "encryption", "links"]
+    kept = LocalKeyFile(path).ring("tombstone")
+    assert kept is not None
+    assert kept.current == "k1"
+    assert kept.current_key == b"1" * 32
 
 
 def test_local_file_write_rotates(tmp_path: Path) -> None:
     source = LocalKeyFile(tmp_path / "k.json")
+    source.init()
     old = source.ring("encryption")
     assert old is not None
     document = json.loads((tmp_path / "k.json").read_text())
@@ -119,7 +140,9 @@ def test_chain_prefers_earlier_sources_and_require_explains(
 ) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
     first = StaticKeys(_doc("k1"))
-    chain = ChainedKeys(first, LocalKeyFile(tmp_path / "k.json"))
+    local = LocalKeyFile(tmp_path / "k.json")
+    local.init()
+    chain = ChainedKeys(first, local)
     tomb = chain.ring("tombstone")
     assert tomb is not None
     assert tomb.current == "k1"
@@ -129,3 +152,19 @@ def test_chain_prefers_earlier_sources_and_require_explains(
     empty = default_key_source(allow_local=False)
     with pytest.raises(ConfigError, match=ENV_VAR):
         empty.require("tombstone")
+
+
+def test_a_missing_ring_names_every_place_looked_in_and_makes_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv("DONOR_SYNC_PRIVACY_KEYS_LOCAL", raising=False)
+    monkeypatch.setenv("DONOR_SYNC_STATE_DIR", str(tmp_path / "state"))
+    with pytest.raises(ConfigError) as err:
+        default_key_source(StaticKeys(_doc(), where="the test's keys")).require("links")
+    message = str(err.value)
+    assert message.startswith("no 'links' key ring; looked in: the test's keys; ")
+    assert f"${ENV_VAR} (not set)" in message
+    assert f"the development key file {tmp_path / 'state' / 'privacy_keys.json'} (none:" in message
+    assert "donor-sync keys init" in message
+    assert not (tmp_path / "state").exists()  # naming the file made nothing, not even its folder

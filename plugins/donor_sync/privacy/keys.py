@@ -13,17 +13,21 @@ A ring is ``{"current": "<key id>", "keys": {"<key id>": "<base64 key, 32 bytes>
 current key makes new hashes, ciphertexts and signatures; every key in the ring is accepted when
 reading, which is what makes rotation possible without downtime.
 
-Sources, first that has the ring wins:
+Sources, first that has the ring wins (the same order in tasks, the API server and the CLI):
 
 1. :class:`StaticKeys` -- given in code (tests).
-2. :class:`EnvKeys` -- ``$DONOR_SYNC_PRIVACY_KEYS``: the JSON document
+2. Airflow: :mod:`donor_sync.hooks.privacy_keys` reads the ``privacy_keys`` connection (its extra
+   is the JSON document below; a secrets backend serves it in production) and installs itself
+   (:func:`install_source`) ahead of the environment: tasks and plugins when the operators or
+   plugins are imported, the ``donor-sync`` command line when it starts (through Airflow's own
+   connection lookup, when the shell has an Airflow configuration).
+3. :class:`EnvKeys` -- ``$DONOR_SYNC_PRIVACY_KEYS``: the JSON document
    ``{"<purpose>": <ring>, ...}``, or ``@/path/to/file.json``.
-3. Airflow: :mod:`donor_sync.hooks.privacy_keys` reads the ``privacy_keys`` connection (its extra
-   is that JSON document; a secrets backend serves it in production) and installs itself
-   (:func:`install_source`) ahead of the environment when the operators or plugins are imported.
-4. :class:`LocalKeyFile` -- ``.local/privacy_keys.json`` (mode 0600), created with random keys on
-   first use so the demo and a developer's checkout work with no set-up. Never for production:
-   set ``DONOR_SYNC_PRIVACY_KEYS`` or the connection there.
+4. :class:`LocalKeyFile` -- ``.local/privacy_keys.json`` (mode 0600), for the demo and a
+   developer's checkout. It is read when it exists and made only on purpose (:meth:`LocalKeyFile.init`:
+   ``donor-sync keys init``, ``donor-sync demo``, ``donor-sync airflow up``), never on first use:
+   a process missing the deployment's keys fails with an error naming where it looked
+   (:func:`missing_ring_error`) rather than inventing keys nobody else has.
 
 Key material never appears in logs, errors or ``repr``.
 """
@@ -48,10 +52,16 @@ from donor_sync.errors import ConfigError
 Purpose = Literal["tombstone", "pseudonym", "encryption", "links"]
 PURPOSES: tuple[Purpose, ...] = ("tombstone", "pseudonym", "encryption", "links")
 ENV_VAR = "DONOR_SYNC_PRIVACY_KEYS"
+#: ``0`` leaves the development key file out of the default chain.
+LOCAL_ENV_VAR = "DONOR_SYNC_PRIVACY_KEYS_LOCAL"
+LOCAL_FILE_NAME = "privacy_keys.json"
 KEY_BYTES = 32
+#: Where docs/encryption.md explains the sources.
+SOURCES_DOC = "docs/encryption.md#where-keys-come-from"
 
 __all__ = [
     "ENV_VAR",
+    "LOCAL_ENV_VAR",
     "PURPOSES",
     "ChainedKeys",
     "DefaultKeys",
@@ -61,8 +71,10 @@ __all__ = [
     "LocalKeyFile",
     "StaticKeys",
     "default_key_source",
+    "describe_sources",
     "install_source",
     "key_source_from_document",
+    "missing_ring_error",
     "new_key",
     "uninstall_source",
 ]
@@ -169,6 +181,7 @@ class StaticKeys:
     """Rings given in code: ``StaticKeys({"tombstone": {"current": "k1", "keys": {"k1": ...}}})``."""
 
     def __init__(self, document: Mapping[str, Any] | str, *, where: str = "static privacy keys") -> None:
+        self.where = where
         self._rings = _parse_document(document, where=where)
 
     def ring(self, purpose: str) -> KeyRing | None:
@@ -187,6 +200,11 @@ class EnvKeys:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = environ if environ is not None else os.environ
 
+    @property
+    def where(self) -> str:
+        """Name this source in errors (whether the variable is set; never its value)."""
+        return f"${ENV_VAR}" + ("" if self._environ.get(ENV_VAR, "").strip() else " (not set)")
+
     def ring(self, purpose: str) -> KeyRing | None:
         """Return the ring of ``purpose`` from the variable (``None`` when unset)."""
         value = self._environ.get(ENV_VAR, "").strip()
@@ -204,7 +222,11 @@ class EnvKeys:
 
 
 class LocalKeyFile:
-    """A development key file (``.local/privacy_keys.json``) made with random keys on first use."""
+    """A development key file (``.local/privacy_keys.json``, mode 0600).
+
+    Reading never makes it: :meth:`init` does, where that is the point (``donor-sync keys init``,
+    the demo, the local Airflow, the test suite). Without the file this source holds no rings.
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
@@ -212,48 +234,106 @@ class LocalKeyFile:
 
     @property
     def path(self) -> Path:
-        """Return the file's path."""
+        """Return the file's path (naming it creates nothing)."""
         if self._path is None:
             from donor_sync.paths import local_state_dir
 
-            self._path = local_state_dir() / "privacy_keys.json"
+            self._path = local_state_dir(create=False) / LOCAL_FILE_NAME
         return self._path
 
-    def _document(self) -> dict[str, Any]:
+    @property
+    def where(self) -> str:
+        """Name this source in errors."""
+        if self.path.exists():
+            return f"the development key file {self.path}"
+        return (
+            f"the development key file {self.path} (none: `donor-sync keys init` makes one, for "
+            "development only)"
+        )
+
+    def _read(self) -> dict[str, Any] | None:
         path = self.path
-        with self._lock:
-            if path.exists():
-                if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                    path.chmod(0o600)
-                document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            else:
-                document = {}
-            missing = [p for p in PURPOSES if p not in document]
-            if missing:
-                for purpose in missing:
-                    document[purpose] = {"current": "dev1", "keys": {"dev1": new_key()}}
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(document, handle, indent=2)
-                os.replace(tmp, path)
-            return document
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            return None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            path.chmod(0o600)
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise ConfigError(f"{path}: not a JSON document") from None
+        if not isinstance(document, dict):
+            raise ConfigError(f"{path}: must be a JSON object of key rings by purpose")
+        return document
+
+    def document(self) -> dict[str, Any]:
+        """Return the file's whole keys document.
+
+        :raises ConfigError: there is no file (it is never made here), or it is invalid.
+        """
+        found = self._read()
+        if found is None:
+            raise ConfigError(
+                f"no development key file {self.path}: `donor-sync keys init` makes one (development "
+                "only; a deployment's keys are the privacy_keys connection or "
+                f"${ENV_VAR}, {SOURCES_DOC})"
+            )
+        _parse_document(found, where=str(self.path))
+        return found
 
     def ring(self, purpose: str) -> KeyRing | None:
-        """Return the ring of ``purpose``, creating the file's rings when they are missing."""
-        return _parse_document(self._document(), where=str(self.path)).get(purpose)
+        """Return the ring of ``purpose`` (``None`` when there is no file or it lacks the ring)."""
+        document = self._read()
+        if document is None:
+            return None
+        return _parse_document(document, where=str(self.path)).get(purpose)
+
+    def init(self) -> list[str]:
+        """Give the file a ring with a random key for each purpose it lacks, making it if needed.
+
+        For the demo and development only. Rings already there are kept; two processes making
+        the file at once end with the same keys. Returns the purposes added (none: it had them all).
+        """
+        path = self.path
+        with self._lock:
+            while True:
+                existing = self._read()
+                document = dict(existing or {})
+                missing: list[str] = [p for p in PURPOSES if p not in document]
+                if not missing:
+                    return []
+                for purpose in missing:
+                    document[purpose] = {"current": "dev1", "keys": {"dev1": new_key()}}
+                _parse_document(document, where=str(path))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self._private_copy(document)
+                try:
+                    if existing is not None:
+                        os.replace(tmp, path)
+                        return missing
+                    try:
+                        os.link(tmp, path)  # only when no other process made it meanwhile
+                    except FileExistsError:
+                        continue  # read theirs and add what it lacks, if anything
+                    return missing
+                finally:
+                    tmp.unlink(missing_ok=True)
 
     def write(self, document: Mapping[str, Any]) -> None:
         """Replace the file's rings (``donor-sync keys`` commands and tests use it)."""
         _parse_document(document, where=str(self.path))
-        path = self.path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            tmp = path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(dict(document), handle, indent=2)
-            os.replace(tmp, path)
+            os.replace(self._private_copy(document), self.path)
+
+    def _private_copy(self, document: Mapping[str, Any]) -> Path:
+        """Write ``document`` to a new mode-0600 file beside the key file; return its path."""
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(dict(document), handle, indent=2)
+        return tmp
 
 
 class ChainedKeys:
@@ -261,6 +341,11 @@ class ChainedKeys:
 
     def __init__(self, *sources: KeySource) -> None:
         self.sources = sources
+
+    @property
+    def where(self) -> str:
+        """Name the sources, in the order they are read."""
+        return "; ".join(_where(source) for source in self.sources) or "no source"
 
     def ring(self, purpose: str) -> KeyRing | None:
         """Return the first ring of ``purpose`` found."""
@@ -274,10 +359,29 @@ class ChainedKeys:
         """Return the ring of ``purpose``, or raise :class:`ConfigError` saying where to put it."""
         found = self.ring(purpose)
         if found is None:
-            raise ConfigError(
-                f"no {purpose!r} key ring: set ${ENV_VAR} or the privacy_keys connection (docs/privacy.md)"
-            )
+            raise missing_ring_error(purpose, self)
         return found
+
+
+def _where(source: object) -> str:
+    where = getattr(source, "where", None)
+    return where if isinstance(where, str) else type(source).__name__
+
+
+def describe_sources(source: KeySource) -> str:
+    """Name where ``source`` looks for key rings, in order (no key material), for error messages."""
+    return _where(source)
+
+
+def missing_ring_error(purpose: str, source: KeySource, *, needed_by: str = "") -> ConfigError:
+    """Return the error for a ring no source holds: it names every place looked in, in order.
+
+    :param needed_by: what needs the ring, e.g. ``" for the salesforce privacy gate"``.
+    """
+    return ConfigError(
+        f"no {purpose!r} key ring{needed_by}; looked in: {describe_sources(source)}. Give this process "
+        f"the deployment's keys (the privacy_keys connection or ${ENV_VAR}; {SOURCES_DOC})"
+    )
 
 
 _installed: list[KeySource] = []
@@ -300,10 +404,11 @@ def uninstall_source(source: KeySource) -> None:
 def default_key_source(*first: KeySource, allow_local: bool | None = None) -> ChainedKeys:
     """Return the chain: ``first``, installed sources (Airflow connection), the env var, the local file.
 
-    The local file is used unless ``allow_local`` is false or ``DONOR_SYNC_PRIVACY_KEYS_LOCAL=0``.
+    The local file (read, never made) is in the chain unless ``allow_local`` is false or
+    ``DONOR_SYNC_PRIVACY_KEYS_LOCAL=0``.
     """
     if allow_local is None:
-        allow_local = os.environ.get("DONOR_SYNC_PRIVACY_KEYS_LOCAL", "1") != "0"
+        allow_local = os.environ.get(LOCAL_ENV_VAR, "1") != "0"
     sources: list[KeySource] = [*first, *_installed, EnvKeys()]
     if allow_local:
         sources.append(LocalKeyFile())
@@ -313,6 +418,11 @@ def default_key_source(*first: KeySource, allow_local: bool | None = None) -> Ch
 class DefaultKeys:
     """The default chain, looked up afresh at each call (the environment and installed sources as
     they are now): for process-wide objects that outlive a change of ``$DONOR_SYNC_PRIVACY_KEYS``."""
+
+    @property
+    def where(self) -> str:
+        """Name the default chain's sources as they are now."""
+        return default_key_source().where
 
     def ring(self, purpose: str) -> KeyRing | None:
         """Return the ring of ``purpose`` from :func:`default_key_source` as it is at this call."""

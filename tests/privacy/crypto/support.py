@@ -25,6 +25,7 @@ def static_crypto(current: str = "k1", **keys: str) -> FieldCrypto:
 def key_file(tmp_path: Path) -> LocalKeyFile:
     """A local key file in ``tmp_path`` whose encryption ring holds k1 only (other rings random)."""
     keys = LocalKeyFile(tmp_path / "privacy_keys.json")
+    keys.init()
     document = {
         p: {"current": r.current, "keys": {k: base64.b64encode(v).decode() for k, v in r.keys.items()}}
         for p in ("tombstone", "pseudonym", "links")

@@ -24,7 +24,11 @@ def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("DONOR_SYNC_STATE_DIR", str(tmp_path))
     monkeypatch.delenv(ENV_VAR, raising=False)
     fields.configure(None)  # the process-wide instance is rebuilt over this test's key file
-    yield CliRunner()
+    runner = CliRunner()
+    made = runner.invoke(main, ["keys", "init"])
+    assert made.exit_code == 0, made.output
+    assert "new development key ring(s) tombstone, pseudonym, encryption, links" in made.output
+    yield runner
     fields.configure(None)
 
 

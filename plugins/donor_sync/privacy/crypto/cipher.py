@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from donor_sync.errors import ConfigError, DonorSyncError
-from donor_sync.privacy.keys import KeyRing, KeySource
+from donor_sync.privacy.keys import KeyRing, KeySource, missing_ring_error
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -115,10 +115,7 @@ class FieldCipher:
             if self._ring is None or refresh or stale:
                 found = self._source.ring(PURPOSE)
                 if found is None:
-                    raise ConfigError(
-                        "no 'encryption' key ring: set $DONOR_SYNC_PRIVACY_KEYS or the privacy_keys "
-                        "connection (docs/encryption.md)"
-                    )
+                    raise missing_ring_error(PURPOSE, self._source)
                 self._ring = found
                 self._read_at = time.monotonic()
             return self._ring

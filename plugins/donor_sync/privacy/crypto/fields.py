@@ -11,8 +11,9 @@ is turned on or off there, not in the code:
   encryption was turned on) is returned unchanged.
 
 The process-wide :class:`FieldCrypto` is built lazily from encryption.yaml and
-:func:`donor_sync.privacy.keys.default_key_source`; an Airflow task that reads the
-``privacy_keys`` connection calls :func:`configure` with it, and tests use :func:`using`.
+:func:`donor_sync.privacy.keys.default_key_source`, which starts with the ``privacy_keys``
+connection in tasks, plugins and the CLI (:mod:`donor_sync.hooks.privacy_keys`); tests use
+:func:`using`.
 """
 
 from __future__ import annotations

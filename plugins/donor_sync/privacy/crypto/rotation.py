@@ -258,7 +258,7 @@ def rotate_local_key(
     """
     if purpose not in PURPOSES:
         raise ConfigError(f"keys rotate: unknown purpose {purpose!r}; one of {', '.join(PURPOSES)}")
-    document = _local_document(key_file)
+    document = _local_document(key_file, purpose)
     ring = dict(document[purpose])
     previous = str(ring["current"])
     new_id = key_id or new_key_id()
@@ -293,8 +293,8 @@ def retire_local_key(
 
     :raises KeyInUseError: the key is current, or values (encryption) or tombstones still use it.
     """
-    document = _local_document(key_file)
-    ring = dict(document.get(purpose) or {})
+    document = _local_document(key_file, purpose)
+    ring = dict(document[purpose])
     keys = dict(ring.get("keys") or {})
     if key_id not in keys:
         raise ConfigError(f"{key_file.path}: the {purpose} ring has no key {key_id!r}")
@@ -335,14 +335,21 @@ def _check_unused(conn: psycopg.Connection, key_id: str, *, purpose: str, crypto
             )
 
 
-def _local_document(key_file: LocalKeyFile) -> dict[str, Any]:
-    """Return the local key file's whole document (creating missing rings)."""
+def _local_document(key_file: LocalKeyFile, purpose: str) -> dict[str, Any]:
+    """Return the local key file's whole document, which must hold ``purpose``'s ring.
+
+    :raises ConfigError: no file, or no such ring (it is never made here: ``donor-sync keys init``).
+    """
     document: dict[str, Any] = {}
-    for purpose in PURPOSES:
-        ring = key_file.ring(purpose)
-        if ring is None:  # pragma: no cover - the local file always creates its rings
-            continue
-        document[purpose] = {"current": ring.current, "keys": _encoded(ring.keys)}
+    for name in PURPOSES:
+        ring = key_file.ring(name)
+        if ring is not None:
+            document[name] = {"current": ring.current, "keys": _encoded(ring.keys)}
+    if purpose not in document:
+        key_file.document()  # no file at all: its error says so
+        raise ConfigError(
+            f"{key_file.path}: no {purpose} ring; `donor-sync keys init` adds the missing rings"
+        )
     return document
 
 

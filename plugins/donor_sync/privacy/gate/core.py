@@ -35,7 +35,7 @@ from donor_sync.delivery.contracts import SOURCE_FIELDS
 from donor_sync.errors import ConfigError
 from donor_sync.privacy.gate.facts import DonorFacts, any_tombstones, household_members, read_facts
 from donor_sync.privacy.gate.policy import DestinationPolicy, PrivacyPolicy, Residency, load_policy
-from donor_sync.privacy.keys import KeyRing, KeySource, default_key_source
+from donor_sync.privacy.keys import KeyRing, KeySource, default_key_source, missing_ring_error
 from donor_sync.privacy.profiles.minimize import Minimizer
 from donor_sync.privacy.profiles.model import Profile, profile_for, profile_path
 from donor_sync.privacy.profiles.reads import check_profile, fields_read
@@ -144,12 +144,10 @@ class DestinationGate:
         return self._keys
 
     def _ring(self, purpose: str) -> KeyRing:
-        ring = self._source().ring(purpose)
+        source = self._source()
+        ring = source.ring(purpose)
         if ring is None:
-            raise ConfigError(
-                f"no {purpose!r} key ring for the {self.destination} privacy gate: set "
-                "$DONOR_SYNC_PRIVACY_KEYS or the privacy_keys connection (docs/privacy.md)"
-            )
+            raise missing_ring_error(purpose, source, needed_by=f" for the {self.destination} privacy gate")
         return ring
 
     def _tombstone_ring(self, conn: psycopg.Connection) -> KeyRing | None:

@@ -52,7 +52,7 @@ gate** (`donor_sync.privacy.gate`) before the destination's mapping renders it:
 3. Fields that need a consent the donor has not given are withheld (left out of the payload).
 4. The row is **minimized** by the destination's profile: only the fields the mapping reads stay
    (or the profile's explicit list); pseudonymized fields become HMAC-SHA256 hex under the
-   `pseudonym` key ring, from `$DONOR_SYNC_PRIVACY_KEYS` or the `privacy_keys` Airflow connection
+   `pseudonym` key ring, from the `privacy_keys` Airflow connection or `$DONOR_SYNC_PRIVACY_KEYS`
    (the same value always gives the same pseudonym; rotating the ring's current key changes
    them); generalized fields become a birth year, a postcode prefix or an
    amount band; excluded fields are never sent (a mapping that reads one is refused).
