@@ -352,8 +352,8 @@ def _expected(conn: Any, ledger: fs.Ledger, since: Any) -> dict[str, dict[str, i
     start: donors already in core and untouched are not resent); Mailchimp and Braze take the
     donors the consent gate lets through, and the event subscriber an event per new gift (the
     outbox is their verdict; Braze events of donors who are no Braze users are skipped at queue
-    time, and a record still waiting for a dependency is left out). Mailchimp keeps one member per email: donors sharing one are
-    counted as ``one_record_per_email``, not held.
+    time, and a record still waiting for a dependency is left out). Mailchimp keeps one member
+    per email: donors sharing one are counted as ``one_record_per_email``, not held.
     """
     donors = conn.execute(
         "SELECT count(*) FROM core.donors WHERE merged_into IS NULL AND updated_at >= %s", (since,)
