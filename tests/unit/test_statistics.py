@@ -10,7 +10,7 @@ from donor_sync.db.statistics import analyze_stale
 def _add_watermarks(conn: psycopg.Connection, n: int, prefix: str) -> None:
     conn.execute(
         "INSERT INTO sync.watermarks (source, stream) SELECT 'stripe', %s || g FROM generate_series(1, %s) g",
-        (prefix.rstrip('-') + '_', n),
+        (prefix.rstrip("-") + "_", n),
     )
     conn.commit()
 
