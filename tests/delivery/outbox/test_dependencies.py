@@ -131,3 +131,45 @@ def test_a_child_of_a_skipped_record_is_skipped_too(db: psycopg.Connection) -> N
     assert ("payment", "stripe:ch_s:1") in queued
     assert ("payment", "stripe:ch_h:1") not in queued
     assert report.skips == {DEPENDENCY_NOT_SENT: 2}  # the hidden donor's opportunity and payment
+
+
+def _loops_over(plan: Mapping[str, Any], relation: str) -> int:
+    """Sum the actual loops of every scan of ``relation`` in an EXPLAIN (ANALYZE, FORMAT JSON) tree."""
+    own = int(plan.get("Actual Loops", 0)) if plan.get("Relation Name") == relation else 0
+    return own + sum(_loops_over(child, relation) for child in plan.get("Plans", []))
+
+
+def test_the_skip_reads_the_plan_once_however_many_records_depend(db: psycopg.Connection) -> None:
+    # 2,000 opportunities on 1,000 contacts, 20 of them never sent. As an EXISTS per record the
+    # planner hashed the whole plan table again for each record (time grew with its square).
+    from donor_sync.delivery.outbox import dependencies
+    from donor_sync.delivery.outbox.work_tables import OBJECTS_TABLE, PLAN_TABLE
+
+    db.execute(f"CREATE TEMP TABLE {OBJECTS_TABLE} (entity text PRIMARY KEY, kind text NOT NULL)")
+    db.execute(f"INSERT INTO {OBJECTS_TABLE} VALUES ('contact', 'donor'), ('opportunity', 'gift')")
+    db.execute(
+        f"CREATE TEMP TABLE {PLAN_TABLE} (entity text, record_key text, action text, reason text,"
+        " depends_on jsonb)"
+    )
+    db.execute(
+        f"INSERT INTO {PLAN_TABLE} SELECT 'contact', 'c' || g, 'create', NULL, '[]'::jsonb"
+        " FROM generate_series(1, 980) g"
+    )
+    db.execute(
+        f"INSERT INTO {PLAN_TABLE} SELECT 'opportunity', 'o' || g, 'create', NULL,"
+        " jsonb_build_array(jsonb_build_object('entity', 'contact', 'record_key', 'c' || (g % 1000 + 1)))"
+        " FROM generate_series(1, 2000) g"
+    )
+    db.execute(f"CREATE INDEX ON {PLAN_TABLE} (entity, record_key)")
+    explained = db.execute(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + dependencies._SKIP,
+        {"d": DEST, "reason": DEPENDENCY_NOT_SENT},
+    ).fetchone()
+    assert explained is not None
+    # The update itself, the row it updates, the record and its dependency: once each.
+    assert _loops_over(explained[0][0]["Plan"], PLAN_TABLE) <= 4
+    skipped = db.execute(
+        f"SELECT count(*) FROM {PLAN_TABLE} WHERE action = 'skipped' AND reason = %s", (DEPENDENCY_NOT_SENT,)
+    ).fetchone()
+    assert skipped is not None
+    assert skipped[0] == 40  # contacts c981-c1000, two opportunities each
