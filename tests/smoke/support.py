@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from sandbox.common.runner import Sandbox
+from tests.integration.source_connections import platform_connections
 from tests.privacy.erasers.connections import privacy_connections
 
 #: Every emulator a deployment's connections point at.
@@ -35,30 +36,10 @@ USAGE_COUNTERS = frozenset({"daily_requests_used", "api_usage", "sessions", "liv
 
 def sandbox_connections(box: Sandbox) -> dict[str, dict[str, Any]]:
     """Return the Airflow connections (JSON form, by id) of every emulator in ``box``."""
-    ca = {"ca_bundle": str(box.tls.ca_cert)}
     connections = privacy_connections(box)  # salesforce_npsp, hubspot, mailchimp, braze, outbound_receiver
     connections.update(
         {
-            "stripe": {
-                "conn_type": "http",
-                "host": box["stripe"].base_url,
-                "password": "rk_test_sandbox",
-                "extra": ca,
-            },
-            "donorbox": {
-                "conn_type": "http",
-                "host": box["donorbox"].base_url,
-                "login": "api@sandbox.donor-sync.test",
-                "password": "sandbox-donorbox-key",
-                "extra": ca,
-            },
-            "classy": {
-                "conn_type": "http",
-                "host": box["classy"].base_url,
-                "login": "sandbox-classy-client",
-                "password": "sandbox-classy-secret",
-                "extra": {**ca, "organization_id": 1},
-            },
+            **platform_connections(box, stripe_key="rk_test_sandbox"),
             "slack_alerts": {"conn_type": "slackwebhook", "password": box["slack"].base_url + SLACK_PATH},
         }
     )
